@@ -81,6 +81,11 @@ pub struct Edge {
     /// Attribute `mappings` of the `connection` form (used by config managers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mappings: Vec<Value>,
+    /// Not written by the user: added because `dependent`'s templates call
+    /// `getip('dependee')` (or `getprivip`/`getipall`) without a dependency on it. Occopus
+    /// 1.10 got away with that only when creating nodes one by one in list order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
 }
 
 /// One implementation from a `node_def:<type>` list.
