@@ -74,3 +74,47 @@ pub enum DropReason {
     /// `destroy` of the whole infrastructure.
     Destroy,
 }
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Removed => "removed from the description",
+            Self::ScaleDown => "above the node's scaling maximum",
+            Self::Failed => "failed or unfinished",
+            Self::Destroy => "destroy",
+        })
+    }
+}
+
+/// One line per action, in execution order: `- drop`, `+ create`, `= keep`.
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for a in &self.actions {
+            match a {
+                Action::Drop {
+                    node,
+                    node_id,
+                    reason,
+                } => writeln!(f, "- drop   {node} {node_id} ({reason})")?,
+                Action::Create {
+                    node,
+                    node_id,
+                    after,
+                } => {
+                    write!(f, "+ create {node} {node_id}")?;
+                    if !after.is_empty() {
+                        let names: Vec<&str> = after.iter().map(NodeName::as_str).collect();
+                        write!(f, " after {}", names.join(", "))?;
+                    }
+                    writeln!(f)?;
+                }
+                Action::Keep {
+                    node,
+                    node_id,
+                    status,
+                } => writeln!(f, "= keep   {node} {node_id} ({status})")?,
+            }
+        }
+        Ok(())
+    }
+}

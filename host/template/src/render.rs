@@ -99,7 +99,9 @@ impl Renderer {
         env.add_function("getip", move |state: &State, name: JValue| {
             first_instance(state, &name, strict, "getip").map(|(_, a)| match a.primary {
                 Some(ip) => Ok(JValue::from(ip)),
-                None => Err(fn_error(format!("getip: the instance has no address yet"))),
+                None => Err(fn_error(
+                    "getip: the instance has no address yet".to_string(),
+                )),
             })?
         });
         env.add_function("getprivip", move |state: &State, name: JValue| {
@@ -226,11 +228,11 @@ impl Bound<'_> {
         let tmpl = env.template_from_str(src).map_err(|e| convert(&e, None))?;
         tmpl.render(&self.ctx).map_err(|e| {
             let mut err = convert(&e, None);
-            if e.kind() == ErrorKind::UndefinedError {
-                if let Some(name) = self.first_undefined(&tmpl) {
-                    err.message = format!("undefined name `{name}`");
-                    err.hint = Some(undefined_hint(&name));
-                }
+            if e.kind() == ErrorKind::UndefinedError
+                && let Some(name) = self.first_undefined(&tmpl)
+            {
+                err.message = format!("undefined name `{name}`");
+                err.hint = Some(undefined_hint(&name));
             }
             err
         })
@@ -322,10 +324,10 @@ fn instances_of(
         // Occopus 1.10 looked up a falsy name as "any node": the first instance of the
         // first node that has one.
         for n in lookup.node_names() {
-            if let Some(v) = lookup.instances(&n) {
-                if !v.is_empty() {
-                    return Ok(v);
-                }
+            if let Some(v) = lookup.instances(&n)
+                && !v.is_empty()
+            {
+                return Ok(v);
             }
         }
         return Ok(Vec::new());

@@ -1,0 +1,4 @@
+#!/bin/sh
+echo starting
+{% if variables.password %}
+echo "password set"
