@@ -1,0 +1,574 @@
+//! `build`: plan, then execute exactly that plan.
+//!
+//! 1. Take the infrastructure's lock; load its state; compute the plan.
+//! 2. Record the metadata (new infrastructure, or the new description of an update).
+//! 3. Drops of the plan (removed nodes, scale-down, failed instances), reverse order.
+//! 4. One durable commit with the intent (`creating`) of every create of the plan and the
+//!    config-manager environments it needs; then create those environments.
+//! 5. Per-edge scheduling: a node's instances start as soon as every node it depends on
+//!    has all its instances ready; a node's instances run concurrently; a global
+//!    semaphore bounds instances in flight. O(nodes + edges): the scheduler reacts to
+//!    completions, it never polls.
+//! 6. On the first failure: start nothing new; report the nodes downstream of it once
+//!    each (`NodeSkipped`); let in-flight instances finish; then roll back what this build
+//!    created (reverse order) unless `keep_on_failure`.
+
+use crate::drop::drop_all;
+use crate::error::{AfterFailure, BuildError, EngineError, NodeFailure};
+use crate::events::{Emitter, now_ms};
+use crate::graph::NodeGraph;
+use crate::instance::{self, BuildEnv, Outcome};
+use crate::ops::OpCtx;
+use crate::{BuildOptions, BuildReport, CredentialSource, Engine, plan, render};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use occopus_graph::ReadySet;
+use occopus_model::event::EventKind;
+use occopus_model::plugin::{CmInfraRequest, PluginKind};
+use occopus_model::{
+    Action, Addresses, InfraId, InstancePhase, InstanceRecord, NodeId, NodeName, NodeStatus, Plan,
+    ResolvedInfra,
+};
+use occopus_state::{InfraMeta, InfraState, Record};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// Routing problems found before anything is touched: every type the plan will use must
+/// have a plugin.
+pub(crate) fn preflight(
+    engine: &Engine,
+    infra: &ResolvedInfra,
+    plan: &Plan,
+) -> Result<(), EngineError> {
+    let host = &engine.inner.host;
+    let mut creating: Vec<bool> = vec![false; infra.nodes.len()];
+    let index: HashMap<&NodeName, usize> = infra
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (&n.name, i))
+        .collect();
+    for a in &plan.actions {
+        if let Action::Create { node, .. } = a
+            && let Some(&i) = index.get(node)
+        {
+            creating[i] = true;
+        }
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |p: String| {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    };
+    for (node, _) in infra.nodes.iter().zip(&creating).filter(|(_, c)| **c) {
+        if node.implementations.is_empty() {
+            note(format!(
+                "node `{}` has no implementation of type `{}`",
+                node.name, node.type_name
+            ));
+        }
+        for imp in &node.implementations {
+            if let Err(e) = host.resource_handler(imp.resource_type()) {
+                note(format!("node `{}`: {e}", node.name));
+            }
+            if let Some(cm) = &imp.config_management {
+                let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
+                if let Err(e) = host.config_manager(t) {
+                    note(format!("node `{}`: {e}", node.name));
+                }
+            }
+            if imp.health_check.has_checks()
+                && let Err(e) = host.health_checker(&imp.health_check.type_name)
+            {
+                note(format!("node `{}`: {e}", node.name));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(problems.join("; ")))
+    }
+}
+
+/// What the scheduler saw.
+#[derive(Default)]
+struct Sched {
+    /// Instances that became ready (their records are in the store).
+    ready: Vec<NodeId>,
+    failed: Vec<(InstanceRecord, String)>,
+    not_started: Vec<InstanceRecord>,
+    skipped: Vec<NodeName>,
+    unstarted_nodes: Vec<NodeName>,
+}
+
+impl Engine {
+    pub(crate) async fn build_impl(
+        &self,
+        infra: &ResolvedInfra,
+        creds: Arc<dyn CredentialSource>,
+        opts: BuildOptions,
+    ) -> Result<BuildReport, BuildError> {
+        let started = Instant::now();
+        let name = infra.name.as_str();
+        let graph = NodeGraph::of(infra).map_err(|e| BuildError::engine(None, name, e))?;
+        let infra_id = opts
+            .infra_id
+            .clone()
+            .unwrap_or_else(|| InfraId::new(uuid::Uuid::new_v4().to_string()));
+        let fail = |e: EngineError| BuildError::engine(Some(infra_id.clone()), name, e);
+        let inner = &self.inner;
+        let _lock = self.lock(&infra_id, "build").await.map_err(&fail)?;
+        let state = inner
+            .store
+            .load(&infra_id)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let plan = plan::compute(infra, &graph, state.as_ref());
+        preflight(self, infra, &plan).map_err(&fail)?;
+
+        let is_new = state.is_none();
+        let created_at_ms = match &state {
+            Some(s) => s.meta().map_err(|e| fail(e.into()))?.created_at_ms,
+            None => now_ms(),
+        };
+        let meta = InfraMeta {
+            infra_id: infra_id.clone(),
+            name: infra.name.clone(),
+            created_at_ms,
+            description_path: opts.description_path.clone(),
+            infra: infra.clone(),
+        };
+        let saved = if is_new {
+            inner.store.create_infra(&meta).await
+        } else {
+            inner.store.put_meta(&meta).await
+        };
+        saved.map_err(|e| fail(e.into()))?;
+        drop(meta);
+
+        let emit = Emitter::new(inner.events.clone(), infra_id.clone());
+        emit.emit(EventKind::InfraStart {
+            name: infra.name.clone(),
+            creates: plan.creates(),
+            drops: plan.drops(),
+        });
+        let parallelism = opts.parallelism.unwrap_or(inner.opts.parallelism).max(1);
+        let sem = Semaphore::new(parallelism);
+        let op = OpCtx {
+            inner,
+            infra,
+            infra_id: &infra_id,
+            creds: creds.as_ref(),
+            emit: &emit,
+            sem: &sem,
+        };
+        let empty = InfraState::default();
+        let state = state.unwrap_or(empty);
+        let recorded: HashMap<&NodeId, &InstanceRecord> =
+            state.instances.iter().map(|r| (&r.node_id, r)).collect();
+
+        let stop = |failures: Vec<NodeFailure>, cause: Option<EngineError>| {
+            let e = BuildError {
+                infra_id: Some(infra_id.clone()),
+                name: name.to_string(),
+                cause,
+                failures,
+                skipped: Vec::new(),
+                not_started: Vec::new(),
+                after: AfterFailure::NothingCreated,
+            };
+            emit.emit(EventKind::InfraFailed {
+                message: e.to_string(),
+                rolled_back: false,
+            });
+            e
+        };
+
+        // Drops of the plan.
+        let to_drop: Vec<InstanceRecord> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Drop { node_id, .. } => recorded.get(node_id).map(|r| (*r).clone()),
+                _ => None,
+            })
+            .collect();
+        let dropped = drop_all(&op, &graph, to_drop)
+            .await
+            .map_err(|e| stop(Vec::new(), Some(e.into())))?;
+        if !dropped.failures.is_empty() {
+            return Err(stop(dropped.failures, None));
+        }
+
+        // Intents of every create, and the config-manager environments they need.
+        let book = Arc::new(render::AddressBook::new(infra, &state.instances));
+        let mut jobs: Vec<Vec<InstanceRecord>> = infra
+            .nodes
+            .iter()
+            .map(|n| Vec::with_capacity(n.scaling.min as usize))
+            .collect();
+        let mut intents = Vec::new();
+        let mut cm_envs: BTreeMap<String, Value> = BTreeMap::new();
+        let mut mappings: Vec<Vec<Value>> = vec![Vec::new(); infra.nodes.len()];
+        for e in &infra.edges {
+            if let Some(&i) = graph.index.get(&e.dependent) {
+                mappings[i].extend(e.mappings.iter().cloned());
+            }
+        }
+        for a in &plan.actions {
+            let Action::Create { node, node_id, .. } = a else {
+                continue;
+            };
+            let Some(&i) = graph.index.get(node) else {
+                continue;
+            };
+            let spec = &infra.nodes[i];
+            let rec = match recorded.get(node_id) {
+                Some(r) => (*r).clone(),
+                None => {
+                    let Some(imp) = instance::choose_impl(spec, node_id.as_str(), None) else {
+                        continue;
+                    };
+                    // Best effort: a resource that reads other nodes' addresses is
+                    // recorded unrendered here and re-recorded before its create.
+                    let resource = if imp.resource.values().any(render::has_templates) {
+                        let vars = render::impl_vars(infra, &infra_id, spec, &mappings[i], imp);
+                        let ns = render::instance_namespace(vars, node_id.as_str(), book.clone());
+                        render::render_section(&inner.renderer, &ns, "resource", &imp.resource)
+                            .unwrap_or_else(|_| imp.resource.clone())
+                    } else {
+                        imp.resource.clone()
+                    };
+                    let rec = InstanceRecord {
+                        node_id: node_id.clone(),
+                        node_name: node.clone(),
+                        impl_index: imp.index,
+                        resource_type: imp.resource_type().to_string(),
+                        resource: Value::Object(resource),
+                        instance: None,
+                        addresses: Addresses::default(),
+                        phase: InstancePhase::Creating,
+                        status: NodeStatus::Pending,
+                        message: None,
+                        created_at_ms: now_ms(),
+                        ready_at_ms: None,
+                    };
+                    intents.push(Record::Instance(rec.clone()));
+                    rec
+                }
+            };
+            if let Some(imp) = instance::choose_impl(spec, node_id.as_str(), Some(rec.impl_index))
+                && let Some(cm) = &imp.config_management
+            {
+                let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
+                let endpoint = cm.get("endpoint").and_then(Value::as_str).unwrap_or("");
+                let key = format!("cm-infra:{t}:{endpoint}");
+                // The mark is written before the call (intent) and marked `created` after
+                // it, so a resume repeats an unfinished create.
+                let done = state
+                    .marks
+                    .get(&key)
+                    .is_some_and(|m| m["created"] == json!(true));
+                if !done {
+                    cm_envs.insert(key, json!({"type": t, "section": cm, "created": false}));
+                }
+            }
+            jobs[i].push(rec);
+        }
+        for (key, value) in &cm_envs {
+            intents.push(Record::Mark {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        op.persist(&intents)
+            .await
+            .map_err(|e| stop(Vec::new(), Some(e.into())))?;
+        if let Err(message) = create_cm_envs(&op, &cm_envs).await {
+            let cleanup: Vec<Record> = jobs
+                .iter()
+                .flatten()
+                .filter(|r| !recorded.contains_key(&r.node_id))
+                .map(|r| Record::Dropped {
+                    node_id: r.node_id.clone(),
+                })
+                .collect();
+            let _ = op.persist(&cleanup).await;
+            return Err(stop(Vec::new(), Some(EngineError::Invalid(message))));
+        }
+
+        let env = BuildEnv {
+            op,
+            book,
+            mappings,
+            cancel: AtomicBool::new(false),
+            deadline: opts.create_deadline.unwrap_or(inner.opts.create_deadline),
+            parallelism,
+        };
+        let sched = schedule(&env, &graph, jobs).await;
+        let op = &env.op;
+        if sched.failed.is_empty() {
+            op.persist(&[])
+                .await
+                .map_err(|e| stop(Vec::new(), Some(e.into())))?;
+            let elapsed = started.elapsed();
+            op.emit.emit(EventKind::InfraReady {
+                elapsed_ms: elapsed.as_millis() as u64,
+            });
+            return Ok(BuildReport {
+                infra_id: infra_id.clone(),
+                created: sched.ready.len(),
+                dropped: dropped.dropped,
+                kept: plan.keeps(),
+                plan,
+                elapsed,
+            });
+        }
+
+        // Failure: forget intents that never started, then roll back or keep.
+        let never: Vec<Record> = sched
+            .not_started
+            .iter()
+            .map(|r| Record::Dropped {
+                node_id: r.node_id.clone(),
+            })
+            .collect();
+        drop(op.persist(&never));
+        let failures: Vec<NodeFailure> = sched
+            .failed
+            .iter()
+            .map(|(r, m)| NodeFailure {
+                node: r.node_name.clone(),
+                node_id: r.node_id.clone(),
+                message: m.clone(),
+            })
+            .collect();
+        // What this build created, as the store has it now.
+        let touched_ids: HashSet<NodeId> = sched
+            .ready
+            .into_iter()
+            .chain(sched.failed.iter().map(|(r, _)| r.node_id.clone()))
+            .collect();
+        let touched: Vec<InstanceRecord> = match op.persist(&[]).await {
+            Ok(()) => match inner.store.load(&infra_id).await {
+                Ok(Some(st)) => st
+                    .instances
+                    .into_iter()
+                    .filter(|r| touched_ids.contains(&r.node_id))
+                    .collect(),
+                Ok(None) => Vec::new(),
+                Err(e) => return Err(stop(Vec::new(), Some(e.into()))),
+            },
+            Err(e) => return Err(stop(Vec::new(), Some(e.into()))),
+        };
+        let mut cause = None;
+        let after = if opts.keep_on_failure {
+            AfterFailure::Kept {
+                instances: touched.len(),
+            }
+        } else {
+            match drop_all(op, &graph, touched).await {
+                Ok(r) => {
+                    if is_new && r.failures.is_empty() {
+                        // Nothing of a new infrastructure is left: forget it entirely
+                        // (Occopus's rollback of a first build).
+                        if let Err(e) = finish_removal(op, &cm_envs).await {
+                            cause = Some(e);
+                        }
+                    }
+                    AfterFailure::RolledBack {
+                        dropped: r.dropped,
+                        leaked: r.failures,
+                    }
+                }
+                Err(e) => {
+                    cause = Some(e.into());
+                    AfterFailure::RolledBack {
+                        dropped: 0,
+                        leaked: Vec::new(),
+                    }
+                }
+            }
+        };
+        if matches!(after, AfterFailure::Kept { .. }) {
+            let _ = op.persist(&[]).await;
+        }
+        let err = BuildError {
+            infra_id: Some(infra_id.clone()),
+            name: name.to_string(),
+            cause,
+            failures,
+            skipped: sched.skipped,
+            not_started: sched.unstarted_nodes,
+            after,
+        };
+        op.emit.emit(EventKind::InfraFailed {
+            message: err.to_string(),
+            rolled_back: matches!(err.after, AfterFailure::RolledBack { .. }),
+        });
+        Err(err)
+    }
+}
+
+/// Create the config-manager environments (Occopus's `CreateInfrastructure`).
+async fn create_cm_envs(op: &OpCtx<'_>, envs: &BTreeMap<String, Value>) -> Result<(), String> {
+    for (key, v) in envs {
+        let req = cm_infra_request(op, v)?;
+        let plugin = op
+            .inner
+            .host
+            .config_manager(&req.type_name)
+            .map_err(|e| e.to_string())?;
+        let who = NodeName::new_unchecked(format!("config-manager-{}", req.type_name));
+        op.retry(&who, &NodeId::new("-"), "create_infrastructure", || {
+            plugin.create_infrastructure(&req)
+        })
+        .await
+        .map_err(|e| format!("config manager `{}`: {e}", req.type_name))?;
+        let mut done = v.clone();
+        done["created"] = json!(true);
+        drop(op.persist(&[Record::Mark {
+            key: key.clone(),
+            value: done,
+        }]));
+    }
+    Ok(())
+}
+
+/// The request for a recorded config-manager environment (a mark's value).
+pub(crate) fn cm_infra_request(op: &OpCtx<'_>, mark: &Value) -> Result<CmInfraRequest, String> {
+    let type_name = mark["type"].as_str().unwrap_or("dummy").to_string();
+    let section = mark["section"].as_object().cloned().unwrap_or_default();
+    let credentials = op
+        .creds
+        .select(PluginKind::ConfigManager.section(), &section)
+        .map_err(|e| format!("credentials for config_management: {e}"))?;
+    Ok(CmInfraRequest {
+        infra_id: op.infra_id.clone(),
+        type_name,
+        section: Value::Object(section),
+        credentials,
+    })
+}
+
+/// Drop the config-manager environments and remove the state of an infrastructure whose
+/// instances are all gone.
+pub(crate) async fn finish_removal(
+    op: &OpCtx<'_>,
+    cm_envs: &BTreeMap<String, Value>,
+) -> Result<(), EngineError> {
+    let mut failures = Vec::new();
+    for (key, v) in cm_envs {
+        let result = match cm_infra_request(op, v) {
+            Ok(req) => match op.inner.host.config_manager(&req.type_name) {
+                Ok(plugin) => {
+                    let who = NodeName::new_unchecked(format!("config-manager-{}", req.type_name));
+                    op.retry(&who, &NodeId::new("-"), "drop_infrastructure", || {
+                        plugin.drop_infrastructure(&req)
+                    })
+                    .await
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(message) = result {
+            failures.push(NodeFailure {
+                node: NodeName::new_unchecked("config-manager"),
+                node_id: NodeId::new(key.clone()),
+                message,
+            });
+        }
+    }
+    if !failures.is_empty() {
+        return Err(EngineError::DropFailed {
+            infra_id: op.infra_id.clone(),
+            failures,
+        });
+    }
+    op.inner.store.remove(op.infra_id).await?;
+    Ok(())
+}
+
+/// Per-edge scheduling of the creates.
+async fn schedule(
+    env: &BuildEnv<'_>,
+    graph: &NodeGraph,
+    mut jobs: Vec<Vec<InstanceRecord>>,
+) -> Sched {
+    let dag = &graph.dag;
+    let include: Vec<bool> = jobs.iter().map(|j| !j.is_empty()).collect();
+    let mut ready = ReadySet::with_subset(dag, &include);
+    let mut remaining: Vec<usize> = jobs.iter().map(Vec::len).collect();
+    let mut node_failed = vec![false; jobs.len()];
+    let mut skipped = vec![false; jobs.len()];
+    let mut running = FuturesUnordered::new();
+    // Ready instances wait here, so at most `parallelism` futures exist at once.
+    let mut queue: VecDeque<(usize, InstanceRecord)> = VecDeque::new();
+    let mut sched = Sched::default();
+    let mut drained = vec![false; jobs.len()];
+    loop {
+        if env.cancel.load(Ordering::Relaxed) {
+            for (i, rec) in queue.drain(..) {
+                drained[i] = true;
+                sched.not_started.push(rec);
+                remaining[i] -= 1;
+            }
+        } else {
+            while let Some(i) = ready.pop() {
+                queue.extend(std::mem::take(&mut jobs[i]).into_iter().map(|r| (i, r)));
+            }
+        }
+        while running.len() < env.parallelism
+            && let Some((i, rec)) = queue.pop_front()
+        {
+            running.push(instance::create(env, i, rec).boxed());
+        }
+        let Some(outcome) = running.next().await else {
+            break;
+        };
+        match outcome {
+            Outcome::Ready(i, rec) => {
+                sched.ready.push(rec.node_id);
+                remaining[i] -= 1;
+                if remaining[i] == 0 && !node_failed[i] {
+                    ready.complete(dag, i);
+                }
+            }
+            Outcome::Failed(i, rec, message) => {
+                env.cancel.store(true, Ordering::Relaxed);
+                sched.failed.push((rec, message));
+                remaining[i] -= 1;
+                if !node_failed[i] {
+                    node_failed[i] = true;
+                    for b in ready.fail(dag, i) {
+                        skipped[b] = true;
+                        sched.skipped.push(graph.names[b].clone());
+                        env.op.emit.emit(EventKind::NodeSkipped {
+                            node: graph.names[b].clone(),
+                            because: graph.names[i].clone(),
+                        });
+                    }
+                }
+            }
+            Outcome::NotStarted(i, rec) => {
+                drained[i] = true;
+                sched.not_started.push(rec);
+                remaining[i] -= 1;
+            }
+        }
+    }
+    for (i, left) in jobs.into_iter().enumerate() {
+        if (!left.is_empty() || drained[i]) && !skipped[i] && !node_failed[i] {
+            sched.unstarted_nodes.push(graph.names[i].clone());
+        }
+        sched.not_started.extend(left);
+    }
+    sched
+}

@@ -1,0 +1,416 @@
+//! Creating one instance, from its recorded intent until it is ready:
+//! render (resource → config_management → `resolve_attributes` → context → attributes) →
+//! updated intent if the rendered resource differs from the recorded one (awaited) →
+//! config-manager `register_node` → `create` (the node id is the idempotency key) →
+//! `created` with instance data and addresses → poll the resource until ready → poll the
+//! config manager → health checks → `ready`.
+//!
+//! The creation deadline bounds all of it; the health `timeout` bounds continuous health
+//! failure, counted from the first failing check after the resource is ready (Occopus's
+//! rule). A resource that turns `failed` or `shutdown` fails the instance at once.
+
+use crate::ops::OpCtx;
+use crate::render::{self, AddressBook};
+use occopus_model::event::EventKind;
+use occopus_model::plugin::{
+    CmNodeRequest, ConfigManager, CreateRequest, HealthRequest, HealthStatus, InstanceRef,
+};
+use occopus_model::{Addresses, InstancePhase, InstanceRecord, NodeImpl, NodeSpec, NodeStatus};
+use occopus_state::Record;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Everything a build's instance tasks share.
+pub(crate) struct BuildEnv<'a> {
+    pub op: OpCtx<'a>,
+    pub book: Arc<AddressBook>,
+    /// Per node (description order): the attribute `mappings` of its dependencies.
+    pub mappings: Vec<Vec<Value>>,
+    /// Set on the first failure: instances not yet started are not started.
+    pub cancel: AtomicBool,
+    pub deadline: Duration,
+    /// Instances in flight at once (futures are made only for those).
+    pub parallelism: usize,
+}
+
+/// How one instance ended.
+pub(crate) enum Outcome {
+    Ready(usize, InstanceRecord),
+    Failed(usize, InstanceRecord, String),
+    /// The build stopped before this instance started; no plugin was called for it.
+    NotStarted(usize, InstanceRecord),
+}
+
+/// The implementation an instance uses: the recorded one if it still exists, else one
+/// picked from the node id's hash (deterministic, so a resume picks the same).
+pub(crate) fn choose_impl<'n>(
+    node: &'n NodeSpec,
+    node_id: &str,
+    recorded: Option<usize>,
+) -> Option<&'n NodeImpl> {
+    if let Some(i) = recorded
+        && let Some(imp) = node.implementations.iter().find(|m| m.index == i)
+    {
+        return Some(imp);
+    }
+    if node.implementations.is_empty() {
+        return None;
+    }
+    let pick = (fnv1a(node_id.as_bytes()) % node.implementations.len() as u64) as usize;
+    node.implementations.get(pick)
+}
+
+/// FNV-1a, 64 bit: stable across builds and platforms (unlike std's hasher).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct Progress {
+    record: InstanceRecord,
+    step: &'static str,
+}
+
+fn set_step(p: &Mutex<Progress>, step: &'static str) {
+    if let Ok(mut g) = p.lock() {
+        g.step = step;
+    }
+}
+
+fn set_record(p: &Mutex<Progress>, rec: &InstanceRecord) {
+    if let Ok(mut g) = p.lock() {
+        g.record = rec.clone();
+    }
+}
+
+/// Create one instance (of node index `node`) whose intent `record` is already durable.
+pub(crate) async fn create(env: &BuildEnv<'_>, node: usize, record: InstanceRecord) -> Outcome {
+    let op = &env.op;
+    let Ok(_permit) = op.sem.acquire().await else {
+        return Outcome::NotStarted(node, record);
+    };
+    if env.cancel.load(Ordering::Relaxed) {
+        return Outcome::NotStarted(node, record);
+    }
+    let started = Instant::now();
+    let progress = Mutex::new(Progress {
+        record,
+        step: "rendering its templates",
+    });
+    let spec = &op.infra.nodes[node];
+    let result = tokio::time::timeout(env.deadline, steps(env, node, spec, &progress)).await;
+    let Progress { mut record, step } = progress.into_inner().unwrap_or_else(|p| p.into_inner());
+    let message = match result {
+        Ok(Ok(ready)) => {
+            op.emit.emit(EventKind::NodeReady {
+                node: ready.node_name.clone(),
+                node_id: ready.node_id.clone(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            });
+            // Not awaited: a lost `ready` is re-established by a resume.
+            drop(op.persist(&[Record::Instance(ready.clone())]));
+            return Outcome::Ready(node, ready);
+        }
+        Ok(Err(message)) => message,
+        Err(_) => format!(
+            "not created and ready within the creation deadline of {} (it was {step})",
+            human(env.deadline)
+        ),
+    };
+    record.phase = InstancePhase::Failed;
+    record.status = NodeStatus::Failed;
+    record.message = Some(message.clone());
+    drop(op.persist(&[Record::Instance(record.clone())]));
+    op.emit.emit(EventKind::NodeFailed {
+        node: record.node_name.clone(),
+        node_id: record.node_id.clone(),
+        message: message.clone(),
+    });
+    Outcome::Failed(node, record, message)
+}
+
+/// `90s`, `30min`.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{}min", s / 60)
+    } else if s >= 1 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// A config manager bound to one instance.
+struct Cm {
+    plugin: Arc<dyn ConfigManager>,
+    req: CmNodeRequest,
+}
+
+async fn steps(
+    env: &BuildEnv<'_>,
+    node_idx: usize,
+    node: &NodeSpec,
+    progress: &Mutex<Progress>,
+) -> Result<InstanceRecord, String> {
+    let op = &env.op;
+    let inner = op.inner;
+    let r = &inner.renderer;
+    let mut rec = match progress.lock() {
+        Ok(g) => g.record.clone(),
+        Err(p) => p.into_inner().record.clone(),
+    };
+    let imp = choose_impl(node, rec.node_id.as_str(), Some(rec.impl_index))
+        .ok_or_else(|| format!("node `{}` has no implementation", node.name))?;
+    let mut ns = render::instance_namespace(
+        render::impl_vars(op.infra, op.infra_id, node, &env.mappings[node_idx], imp),
+        rec.node_id.as_str(),
+        env.book.clone(),
+    );
+    // The intent holds the resource as rendered when the build started; it is final
+    // unless the section reads other instances (or could not be rendered then).
+    let recorded_final = rec.impl_index == imp.index
+        && !imp.resource.values().any(render::uses_lookups)
+        && !render::has_templates(&rec.resource);
+    let resource = match rec.resource.as_object() {
+        Some(m) if recorded_final => m.clone(),
+        _ => render::render_section(r, &ns, "resource", &imp.resource)?,
+    };
+    let type_name = imp.resource_type().to_string();
+    let (handler, credentials) = op.resource_of(&type_name, &resource)?;
+    let node_ctx = op.node_ctx(&node.name, &rec.node_id);
+    let (name, id) = (&node.name, &rec.node_id.clone());
+
+    let cm = match &imp.config_management {
+        Some(section) => {
+            let section = render::render_section(r, &ns, "config_management", section)?;
+            let (plugin, req) = op.cm_request(node_ctx.clone(), section, Addresses::default())?;
+            let extra = op
+                .retry(name, id, "config manager resolve_attributes", || {
+                    plugin.resolve_attributes(&req)
+                })
+                .await?;
+            render::merge_attributes(&mut ns, extra);
+            Some(Cm { plugin, req })
+        }
+        None => None,
+    };
+    let ctx = render::render_context(r, &mut ns, &imp.contextualisation)?;
+    let cm = cm.map(|mut c| {
+        c.req.attributes = ctx.attributes.clone();
+        c
+    });
+
+    // The intent recorded before the build started holds the resource as it could be
+    // rendered then; if it reads addresses that exist only now, record the final one and
+    // wait for it to be durable before the plugin call.
+    let resource = Value::Object(resource);
+    if rec.resource != resource || rec.impl_index != imp.index || rec.resource_type != type_name {
+        rec.resource = resource.clone();
+        rec.impl_index = imp.index;
+        rec.resource_type = type_name.clone();
+        set_record(progress, &rec);
+        op.persist(&[Record::Instance(rec.clone())])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    op.emit.emit(EventKind::NodeCreating {
+        node: name.clone(),
+        node_id: id.clone(),
+        resource_type: type_name.clone(),
+    });
+
+    if let Some(cm) = &cm {
+        set_step(progress, "registering with the config manager");
+        op.retry(name, id, "config manager register_node", || {
+            cm.plugin.register_node(&cm.req)
+        })
+        .await?;
+    }
+
+    set_step(progress, "creating the resource");
+    let req = CreateRequest {
+        node: node_ctx.clone(),
+        type_name: type_name.clone(),
+        resource: resource.clone(),
+        context: ctx.context,
+        attributes: ctx.attributes,
+        credentials: credentials.clone(),
+    };
+    let instance = op
+        .retry(name, id, "create", || handler.create(&req))
+        .await?;
+    let iref = InstanceRef {
+        node: node_ctx,
+        type_name,
+        resource,
+        credentials,
+        instance: instance.clone(),
+    };
+    let addresses = op
+        .retry(name, id, "addresses", || handler.addresses(&iref))
+        .await?;
+    rec.instance = Some(instance);
+    rec.addresses = addresses;
+    rec.phase = InstancePhase::Created;
+    set_record(progress, &rec);
+    drop(op.persist(&[Record::Instance(rec.clone())]));
+    env.book.set(name.as_str(), id.as_str(), &rec.addresses);
+    op.emit.emit(EventKind::NodeCreated {
+        node: name.clone(),
+        node_id: id.clone(),
+        addresses: rec.addresses.clone(),
+    });
+
+    set_step(progress, "waiting for the resource to be ready");
+    let poll = inner.opts.health_poll;
+    let mut attempt = 0;
+    loop {
+        let st = op.retry(name, id, "state", || handler.state(&iref)).await?;
+        match st.status {
+            NodeStatus::Ready => break,
+            s if s.is_terminal_failure() => {
+                return Err(match st.message {
+                    Some(m) => format!("the resource is {s}: {m}"),
+                    None => format!("the resource is {s}"),
+                });
+            }
+            _ => {
+                tokio::time::sleep(poll.delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+    if rec.addresses.primary.is_none() {
+        // Many clouds assign addresses only once the machine runs.
+        let addresses = op
+            .retry(name, id, "addresses", || handler.addresses(&iref))
+            .await?;
+        if addresses != rec.addresses {
+            rec.addresses = addresses;
+            set_record(progress, &rec);
+            drop(op.persist(&[Record::Instance(rec.clone())]));
+            env.book.set(name.as_str(), id.as_str(), &rec.addresses);
+        }
+    }
+
+    if let Some(cm) = cm {
+        set_step(progress, "waiting for the config manager");
+        let req = CmNodeRequest {
+            addresses: rec.addresses.clone(),
+            ..cm.req
+        };
+        let mut attempt = 0;
+        loop {
+            let s = op
+                .retry(name, id, "config manager node_state", || {
+                    cm.plugin.node_state(&req)
+                })
+                .await?;
+            match s {
+                NodeStatus::Ready => break,
+                s if s.is_terminal_failure() => {
+                    return Err(format!("the config manager says the node is {s}"));
+                }
+                _ => {
+                    tokio::time::sleep(poll.delay(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    if imp.health_check.has_checks() {
+        set_step(progress, "waiting for its health checks to pass");
+        wait_healthy(env, node, imp, &rec).await?;
+    }
+
+    rec.phase = InstancePhase::Ready;
+    rec.status = NodeStatus::Ready;
+    rec.message = None;
+    rec.ready_at_ms = Some(crate::events::now_ms());
+    Ok(rec)
+}
+
+async fn wait_healthy(
+    env: &BuildEnv<'_>,
+    node: &NodeSpec,
+    imp: &NodeImpl,
+    rec: &InstanceRecord,
+) -> Result<(), String> {
+    let op = &env.op;
+    let hc = &imp.health_check;
+    let checker = op
+        .inner
+        .host
+        .health_checker(&hc.type_name)
+        .map_err(|e| e.to_string())?;
+    let ns = render::health_namespace(node, rec, env.book.clone());
+    let section = render::render_value(
+        &op.inner.renderer,
+        &ns,
+        "health_check",
+        &Value::Object(hc.section.clone()),
+    )?;
+    let req = HealthRequest {
+        node: op.node_ctx(&node.name, &rec.node_id),
+        type_name: hc.type_name.clone(),
+        section,
+        addresses: rec.addresses.clone(),
+    };
+    let timeout = Duration::from_secs(hc.timeout_secs);
+    let poll = op.inner.opts.health_poll;
+    let (name, id) = (&node.name, &rec.node_id);
+    let mut first_failure: Option<Instant> = None;
+    let mut last_report = String::new();
+    let mut attempt = 0;
+    loop {
+        let report = op
+            .retry(name, id, "health check", || checker.check(&req))
+            .await?;
+        let summary = report.summary();
+        match report.status {
+            HealthStatus::Ready => return Ok(()),
+            HealthStatus::Failed => return Err(format!("health check failed: {summary}")),
+            HealthStatus::Pending => {
+                let since = *first_failure.get_or_insert_with(Instant::now);
+                if since.elapsed() > timeout {
+                    return Err(format!(
+                        "health checks did not pass for {} (the node's health_check timeout): {summary}",
+                        human(timeout)
+                    ));
+                }
+                if summary != last_report {
+                    op.emit.emit(EventKind::NodeWaiting {
+                        node: name.clone(),
+                        node_id: id.clone(),
+                        report: summary.clone(),
+                    });
+                    last_report = summary;
+                }
+                tokio::time::sleep(poll.delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implementation_choice_is_stable() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(human(Duration::from_secs(1800)), "30min");
+        assert_eq!(human(Duration::from_secs(90)), "90s");
+        assert_eq!(human(Duration::from_millis(300)), "300ms");
+    }
+}

@@ -1,0 +1,315 @@
+//! Building: per-edge scheduling, the parallelism limit, events, secrets, config managers.
+
+mod support;
+
+use occopus_engine::{BuildOptions, NoCredentials};
+use occopus_model::event::EventKind;
+use occopus_model::{InfraId, InstancePhase};
+use occopus_state::StateStore;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use support::*;
+
+#[tokio::test]
+async fn a_node_starts_when_its_own_dependencies_are_ready() {
+    let env = Env::new();
+    // a and b are independent; c depends on b only. a is slow.
+    env.cloud.set(
+        "a",
+        Behaviour {
+            create_latency: Duration::from_millis(400),
+            ..Behaviour::default()
+        },
+    );
+    let desc = infra(
+        vec![node("a", 1, 1), node("b", 1, 1), node("c", 1, 1)],
+        &[("c", "b")],
+    );
+    env.build(&desc).await;
+    let a_created = &env.cloud.calls_of("create", "a")[0];
+    let c_created = &env.cloud.calls_of("create", "c")[0];
+    let b_health = env.cloud.calls_of("health", "b");
+    assert!(
+        c_created.at < a_created.at,
+        "c ({:?}) must not wait for the unrelated slow a ({:?})",
+        c_created.at,
+        a_created.at
+    );
+    assert!(
+        b_health.last().unwrap().at <= c_created.at,
+        "c waits for b to be healthy"
+    );
+}
+
+#[tokio::test]
+async fn the_global_parallelism_limit_holds() {
+    let mut opts = fast_options();
+    opts.parallelism = 4;
+    let env = Env::with_options(opts);
+    let nodes: Vec<_> = (0..20)
+        .map(|i| {
+            let name = format!("n{i}");
+            env.cloud.set(
+                &name,
+                Behaviour {
+                    create_latency: Duration::from_millis(20),
+                    ..Behaviour::default()
+                },
+            );
+            node(&name, 1, 1)
+        })
+        .collect();
+    let report = env
+        .engine
+        .build(
+            &infra(nodes, &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.created, 20);
+    assert_eq!(env.cloud.max_in_flight.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn instances_of_one_node_run_concurrently() {
+    let env = Env::new();
+    env.cloud.set(
+        "w",
+        Behaviour {
+            create_latency: Duration::from_millis(50),
+            ..Behaviour::default()
+        },
+    );
+    let r = env
+        .engine
+        .build(
+            &infra(vec![node("w", 5, 5)], &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.created, 5);
+    assert_eq!(env.cloud.max_in_flight.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn events_come_in_a_sensible_order() {
+    let env = Env::new();
+    let mut rx = env.engine.subscribe();
+    env.cloud.set(
+        "b",
+        Behaviour {
+            pending_polls: 2,
+            health_pending: Some(2),
+            ..Behaviour::default()
+        },
+    );
+    let desc = infra(vec![node("a", 1, 1), node("b", 1, 1)], &[("b", "a")]);
+    let r = env.build(&desc).await;
+    let events = drain(&mut rx);
+    assert!(events.iter().all(|e| e.infra_id == r.infra_id));
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let node = e.kind.node().map(|n| n.to_string()).unwrap_or_default();
+            let v = serde_json::to_value(&e.kind).unwrap();
+            format!("{}:{node}", v["event"].as_str().unwrap())
+        })
+        .collect();
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+    };
+    assert_eq!(kinds[0], "infrastart:");
+    assert_eq!(kinds.last().unwrap(), "infraready:");
+    assert!(pos("nodecreating:a") < pos("nodecreated:a"));
+    assert!(pos("nodecreated:a") < pos("nodeready:a"));
+    assert!(pos("nodeready:a") < pos("nodecreating:b"));
+    assert!(pos("nodecreated:b") < pos("nodewaiting:b"));
+    assert!(pos("nodewaiting:b") < pos("nodeready:b"));
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "nodewaiting:b").count(),
+        1,
+        "rate-limited: {kinds:?}"
+    );
+    match &events[0].kind {
+        EventKind::InfraStart { creates, drops, .. } => assert_eq!((*creates, *drops), (2, 0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_state_events_or_errors() {
+    let env = Env::new();
+    let mut rx = env.engine.subscribe();
+    env.cloud.set(
+        "b",
+        Behaviour {
+            resource_fails: Some("quota exceeded".into()),
+            ..Behaviour::default()
+        },
+    );
+    let desc = infra(vec![node("a", 1, 1), node("b", 1, 1)], &[("b", "a")]);
+    let id = InfraId::new("secret-test");
+    let err = env
+        .engine
+        .build(
+            &desc,
+            Arc::new(SentinelCreds),
+            BuildOptions {
+                infra_id: Some(id.clone()),
+                keep_on_failure: true,
+                ..BuildOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        env.cloud.creds_seen.load(Ordering::SeqCst) >= 2,
+        "plugins got the credentials"
+    );
+    env.store.append(&id, &[]).await.unwrap();
+    let state_text = all_text(env.dir.path());
+    assert!(state_text.contains("quota exceeded"), "state was written");
+    assert!(!state_text.contains(SENTINEL), "credentials in the state");
+    assert!(!format!("{err} {err:?}").contains(SENTINEL));
+    env.engine
+        .destroy(&id, Arc::new(SentinelCreds), Default::default())
+        .await
+        .unwrap();
+    let events = drain(&mut rx);
+    assert!(events.len() > 5);
+    let json = serde_json::to_string(&events).unwrap();
+    assert!(!json.contains(SENTINEL), "credentials in events");
+    assert!(!format!("{events:?}").contains(SENTINEL));
+}
+
+#[tokio::test]
+async fn templates_see_addresses_and_config_manager_attributes() {
+    let env = Env::new();
+    let db = node("db", 1, 1);
+    let mut web = node("web", 2, 2);
+    let imp = &mut web.implementations[0];
+    imp.config_management = Some(
+        serde_json::from_value(serde_json::json!({"type": "fakecm", "endpoint": "http://chef"}))
+            .unwrap(),
+    );
+    imp.contextualisation = occopus_model::Contextualisation::Cloudinit {
+        context_template: "#cloud-config\ndb: {{ getip('db') }}\nmods: {{ puppet.modules }}\n"
+            .into(),
+        attributes: serde_json::json!({}),
+    };
+    imp.resource.insert(
+        "db_private".into(),
+        serde_json::json!("{{ getprivip('db') }}"),
+    );
+    let desc = infra(vec![db, web], &[("web", "db")]);
+    let r = env.build(&desc).await;
+    let st = env.engine.recorded(&r.infra_id).await.unwrap().unwrap();
+    let db_rec = st
+        .instances
+        .iter()
+        .find(|i| i.node_name.as_str() == "db")
+        .unwrap();
+    let web_rec = st
+        .instances
+        .iter()
+        .find(|i| i.node_name.as_str() == "web")
+        .unwrap();
+    assert_eq!(
+        web_rec.resource["db_private"],
+        serde_json::json!(db_rec.addresses.private)
+    );
+    assert!(
+        web_rec.resource["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("test-infra-web-")
+    );
+    assert!(st.instances.iter().all(|i| i.phase == InstancePhase::Ready));
+    assert_eq!(env.cloud.calls_of("cm_create_infra", "-infra-").len(), 1);
+    assert_eq!(env.cloud.calls_of("cm_register", "web").len(), 2);
+    assert_eq!(env.cloud.calls_of("cm_resolve", "web").len(), 2);
+    env.destroy(&r.infra_id).await.unwrap();
+    assert_eq!(env.cloud.calls_of("cm_drop", "web").len(), 2);
+    assert_eq!(env.cloud.calls_of("cm_drop_infra", "-infra-").len(), 1);
+    assert!(env.cloud.alive().is_empty());
+}
+
+#[tokio::test]
+async fn a_second_writer_is_told_who_holds_the_lock() {
+    let env = Env::new();
+    env.cloud.set(
+        "a",
+        Behaviour {
+            create_latency: Duration::from_millis(300),
+            ..Behaviour::default()
+        },
+    );
+    let desc = infra(vec![node("a", 1, 1)], &[]);
+    let id = InfraId::new("busy");
+    let opts = BuildOptions {
+        infra_id: Some(id.clone()),
+        ..BuildOptions::default()
+    };
+    let first = env.try_build(&desc, opts.clone());
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        env.try_build(&desc, opts.clone()).await
+    };
+    let (a, b) = tokio::join!(first, second);
+    a.unwrap();
+    let msg = b.unwrap_err().to_string();
+    assert!(
+        msg.contains(&format!(
+            "infrastructure busy is being changed by pid {} (`occopus build`)",
+            std::process::id()
+        )),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_plugin_types_fail_before_anything_happens() {
+    let env = Env::new();
+    let mut n = node("a", 1, 1);
+    n.implementations[0]
+        .resource
+        .insert("type".into(), serde_json::json!("dokcer"));
+    let err = env
+        .engine
+        .build(
+            &infra(vec![n], &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no resource-handler plugin handles type `dokcer`"),
+        "{err}"
+    );
+    assert!(env.cloud.calls().is_empty());
+    assert!(env.engine.list().await.unwrap().is_empty());
+}
+
+#[test]
+fn engine_futures_can_be_spawned() {
+    fn is_send<T: Send>(_: &T) {}
+    fn is_shared<T: Send + Sync + Clone + 'static>() {}
+    is_shared::<occopus_engine::Engine>();
+    let env = Env::new();
+    let desc = infra(vec![node("a", 1, 1)], &[]);
+    let id = InfraId::new("x");
+    is_send(&env.try_build(&desc, BuildOptions::default()));
+    is_send(&env.destroy(&id));
+    is_send(&env.engine.status(&id, Arc::new(NoCredentials)));
+    is_send(&env.engine.plan(&desc, None));
+}

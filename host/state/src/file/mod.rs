@@ -1,0 +1,415 @@
+//! The embedded file store: nothing to install.
+//!
+//! Layout under the root directory chosen by the caller:
+//!
+//! ```text
+//! infras/<infra_id>/meta.json          format, name, created time, ResolvedInfra snapshot
+//! infras/<infra_id>/snapshot.jsonl     compacted records (atomic: tmp + fsync + rename)
+//! infras/<infra_id>/journal-<g>.jsonl  records appended since that snapshot
+//! infras/<infra_id>/lock               flock'ed by the writer; holds its pid and command
+//! infras/<infra_id>/nodes/<node_id>/   working directories of local nodes (not ours)
+//! node_defs/<node_type>.json           stored node definitions (`occopus import`)
+//! ```
+//!
+//! Every file carries `"format": 1` (journals and snapshots in their header line).
+
+mod format;
+mod journal;
+mod lock;
+mod writer;
+
+use crate::types::Replay;
+use crate::{Ack, InfraLock, InfraMeta, InfraState, InfraSummary, LockHolder, Record, StateError};
+use async_trait::async_trait;
+use format::{document, read_document, write_atomic};
+use occopus_model::InfraId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+const META: &str = "meta.json";
+const INFRAS: &str = "infras";
+const NODE_DEFS: &str = "node_defs";
+
+/// Tuning of the file store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStoreOptions {
+    /// Sync (fsync/fdatasync) journals, snapshots and directories. Only tests that do not
+    /// care about power loss turn this off.
+    pub sync: bool,
+    /// A journal is compacted into a snapshot once it is larger than this and larger than
+    /// twice the live records.
+    pub compact_min_bytes: u64,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        Self {
+            sync: true,
+            compact_min_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Counters of the writer, to check that group commit batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// Journal syncs performed.
+    pub syncs: u64,
+    /// Groups written (one per wake-up of the writer).
+    pub commits: u64,
+    /// Records appended.
+    pub records: u64,
+    /// Snapshots written by compaction.
+    pub compactions: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    syncs: AtomicU64,
+    commits: AtomicU64,
+    records: AtomicU64,
+    compactions: AtomicU64,
+}
+
+/// The embedded store. Cheap to clone; all clones share one writer thread.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    opts: FileStoreOptions,
+    tx: Mutex<Option<Sender<writer::Msg>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stats: Arc<Stats>,
+    swap: Arc<RwLock<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and exit.
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut t) = self.thread.lock()
+            && let Some(t) = t.take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("root", &self.inner.root)
+            .finish()
+    }
+}
+
+impl FileStore {
+    /// Open (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StateError> {
+        Self::open_with(root, FileStoreOptions::default())
+    }
+
+    pub fn open_with(root: impl Into<PathBuf>, opts: FileStoreOptions) -> Result<Self, StateError> {
+        let root = root.into();
+        for d in [root.join(INFRAS), root.join(NODE_DEFS)] {
+            std::fs::create_dir_all(&d).map_err(|e| StateError::io("create directory", &d, &e))?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stats = Arc::new(Stats::default());
+        let swap = Arc::new(RwLock::new(()));
+        let thread = {
+            let (stats, swap) = (stats.clone(), swap.clone());
+            std::thread::Builder::new()
+                .name("occopus-state-writer".into())
+                .spawn(move || writer::run(rx, opts, stats, swap))
+                .map_err(|e| StateError::io("start writer thread for", &root, &e))?
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                opts,
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                stats,
+                swap,
+            }),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The directory of one infrastructure (node working directories live below it).
+    pub fn infra_dir(&self, id: &InfraId) -> Result<PathBuf, StateError> {
+        check_id(id.as_str())?;
+        Ok(self.inner.root.join(INFRAS).join(id.as_str()))
+    }
+
+    /// Writer counters so far.
+    pub fn stats(&self) -> StoreStats {
+        let s = &self.inner.stats;
+        StoreStats {
+            syncs: s.syncs.load(Ordering::Relaxed),
+            commits: s.commits.load(Ordering::Relaxed),
+            records: s.records.load(Ordering::Relaxed),
+            compactions: s.compactions.load(Ordering::Relaxed),
+        }
+    }
+
+    fn send(&self, msg: writer::Msg) -> bool {
+        match self.inner.tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok()),
+            Err(_) => false,
+        }
+    }
+
+    fn load_sync(&self, id: &InfraId) -> Result<Option<InfraState>, StateError> {
+        let dir = self.infra_dir(id)?;
+        let Some(meta) = read_document::<InfraMeta>(&dir.join(META))? else {
+            return Ok(None);
+        };
+        let mut replay = Replay::new(InfraState {
+            meta: Some(meta),
+            ..InfraState::default()
+        });
+        {
+            let _guard = self.inner.swap.read().unwrap_or_else(|p| p.into_inner());
+            journal::read(&dir, &mut |record, _| replay.apply(record))?;
+        }
+        let state = replay.finish();
+        Ok(Some(state))
+    }
+}
+
+/// Infrastructure ids name directories: keep them to a safe alphabet.
+fn check_id(id: &str) -> Result<(), StateError> {
+    let reason = if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > 128 {
+        Some("it is longer than 128 characters")
+    } else if id.starts_with('.') {
+        Some("it starts with `.`")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("use letters, digits, `-`, `_` and `.` only")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StateError::InvalidId {
+            id: id.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// File name for a node type: bytes outside `[A-Za-z0-9_.-]` are `%XX`-encoded.
+fn node_type_file(node_type: &str) -> String {
+    let mut s = String::with_capacity(node_type.len() + 5);
+    for b in node_type.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || (b == b'.' && !s.is_empty()) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s.push_str(".json");
+    s
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeDefsDoc {
+    node_type: String,
+    defs: Value,
+}
+
+#[async_trait]
+impl crate::StateStore for FileStore {
+    async fn create_infra(&self, meta: &InfraMeta) -> Result<(), StateError> {
+        let dir = self.infra_dir(&meta.infra_id)?;
+        let path = dir.join(META);
+        if path.exists() {
+            return Err(StateError::AlreadyExists(meta.infra_id.clone()));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| StateError::io("create directory", &dir, &e))?;
+        write_atomic(&path, &document(meta)?, self.inner.opts.sync)?;
+        if self.inner.opts.sync
+            && let Some(parent) = dir.parent()
+        {
+            format::sync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    async fn put_meta(&self, meta: &InfraMeta) -> Result<(), StateError> {
+        let path = self.infra_dir(&meta.infra_id)?.join(META);
+        if !path.exists() {
+            return Err(StateError::NotFound(meta.infra_id.clone()));
+        }
+        write_atomic(&path, &document(meta)?, self.inner.opts.sync)
+    }
+
+    async fn load(&self, id: &InfraId) -> Result<Option<InfraState>, StateError> {
+        self.load_sync(id)
+    }
+
+    fn append(&self, id: &InfraId, records: &[Record]) -> Ack {
+        let dir = match self.infra_dir(id) {
+            Ok(d) => d,
+            Err(e) => return Ack::ready(Err(e)),
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        for r in records {
+            let (key, delete) = r.key();
+            let mut line = match serde_json::to_vec(r) {
+                Ok(l) => l,
+                Err(e) => {
+                    return Ack::ready(Err(StateError::Corrupt {
+                        path: dir,
+                        line: None,
+                        message: format!("cannot encode a record: {e}"),
+                    }));
+                }
+            };
+            line.push(b'\n');
+            entries.push(writer::Entry { key, delete, line });
+        }
+        let (tx, ack) = Ack::channel();
+        let msg = writer::Msg::Append {
+            infra: id.clone(),
+            dir,
+            entries,
+            ack: tx,
+        };
+        if self.send(msg) {
+            ack
+        } else {
+            Ack::ready(Err(StateError::WriterGone))
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<InfraSummary>, StateError> {
+        let dir = self.inner.root.join(INFRAS);
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| StateError::io("list directory", &dir, &e))?;
+        let mut out = Vec::new();
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path().join(META);
+            if let Some(s) = read_document::<InfraSummary>(&path)? {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.created_at_ms, a.infra_id.as_str()).cmp(&(b.created_at_ms, b.infra_id.as_str()))
+        });
+        Ok(out)
+    }
+
+    async fn remove(&self, id: &InfraId) -> Result<bool, StateError> {
+        let dir = self.infra_dir(id)?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        if self.send(writer::Msg::Close {
+            infra: id.clone(),
+            done: done_tx,
+        }) {
+            let _ = done_rx.await;
+        }
+        if !dir.join(META).exists() {
+            return Ok(false);
+        }
+        // Remove the metadata first: a crash half-way leaves a directory that is not an
+        // infrastructure any more, rather than an infrastructure with missing records.
+        let meta = dir.join(META);
+        std::fs::remove_file(&meta).map_err(|e| StateError::io("remove", &meta, &e))?;
+        let mut last = None;
+        for _ in 0..3 {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(StateError::io("remove directory", &dir, &e)),
+            None => Ok(true),
+        }
+    }
+
+    async fn lock(
+        &self,
+        id: &InfraId,
+        holder: &LockHolder,
+        wait: Duration,
+    ) -> Result<InfraLock, StateError> {
+        let dir = self.infra_dir(id)?;
+        lock::acquire(id, &dir, holder, wait).await
+    }
+
+    async fn put_node_defs(&self, node_type: &str, defs: &Value) -> Result<(), StateError> {
+        let path = self
+            .inner
+            .root
+            .join(NODE_DEFS)
+            .join(node_type_file(node_type));
+        let doc = NodeDefsDoc {
+            node_type: node_type.to_string(),
+            defs: defs.clone(),
+        };
+        write_atomic(&path, &document(&doc)?, self.inner.opts.sync)
+    }
+
+    async fn get_node_defs(&self, node_type: &str) -> Result<Option<Value>, StateError> {
+        let path = self
+            .inner
+            .root
+            .join(NODE_DEFS)
+            .join(node_type_file(node_type));
+        Ok(read_document::<NodeDefsDoc>(&path)?.map(|d| d.defs))
+    }
+
+    async fn list_node_defs(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.inner.root.join(NODE_DEFS);
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| StateError::io("list directory", &dir, &e))?;
+        let mut out = Vec::new();
+        for e in entries.filter_map(Result::ok) {
+            let is_json = e.path().extension().is_some_and(|x| x == "json");
+            if is_json && let Some(d) = read_document::<NodeDefsDoc>(&e.path())? {
+                out.push(d.node_type);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_type_names_are_safe_file_names() {
+        assert!(check_id("0b6a-4f").is_ok());
+        assert!(check_id("../x").is_err());
+        assert!(check_id(".hidden").is_err());
+        assert!(check_id("").is_err());
+        assert_eq!(node_type_file("web_node"), "web_node.json");
+        assert_eq!(node_type_file("a/b"), "a%2Fb.json");
+        assert_eq!(node_type_file(".x"), "%2Ex.json");
+    }
+}

@@ -1,0 +1,357 @@
+//! The file store: the store-agnostic conformance suite, plus what only files have
+//! (reopening, torn journal tails, format versions, compaction, group commit, OS locks).
+
+use occopus_model::{InfraId, InstancePhase, NodeId};
+use occopus_state::conformance::{append_from_tasks, run_all, sample_meta, sample_record};
+use occopus_state::{FileStore, FileStoreOptions, LockHolder, Record, StateError, StateStore};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+fn fresh() -> (TempDir, FileStore) {
+    let dir = TempDir::new().unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn journal_file(root: &Path, id: &str) -> std::path::PathBuf {
+    let dir = root.join("infras").join(id);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal-"))
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn conformance() {
+    let dirs = Mutex::new(Vec::new());
+    run_all(|| {
+        let (d, s) = fresh();
+        dirs.lock().unwrap().push(d);
+        s
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn records_survive_reopening_and_torn_tails_are_ignored() {
+    let dir = TempDir::new().unwrap();
+    let id = InfraId::new("i1");
+    {
+        let store = FileStore::open(dir.path()).unwrap();
+        store
+            .create_infra(&sample_meta("i1", "one", 1))
+            .await
+            .unwrap();
+        store
+            .append(
+                &id,
+                &[
+                    Record::Instance(sample_record("a", "db", InstancePhase::Creating)),
+                    Record::Instance(sample_record("a", "db", InstancePhase::Ready)),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    // A crash in the middle of an append leaves half a line.
+    let path = journal_file(dir.path(), "i1");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(b"{\"rec\":\"instance\",\"node_id\":\"b\",\"no")
+        .unwrap();
+    drop(f);
+
+    let store = FileStore::open(dir.path()).unwrap();
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.instances.len(), 1);
+    assert_eq!(st.instances[0].phase, InstancePhase::Ready);
+    // The next append starts on a clean line: nothing is glued to the torn tail.
+    store
+        .append(
+            &id,
+            &[Record::Instance(sample_record(
+                "c",
+                "web",
+                InstancePhase::Created,
+            ))],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = FileStore::open(dir.path()).unwrap();
+    let st = store.load(&id).await.unwrap().unwrap();
+    let ids: Vec<_> = st.instances.iter().map(|r| r.node_id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
+    let text = std::fs::read_to_string(journal_file(dir.path(), "i1")).unwrap();
+    assert!(
+        !text.contains("\"node_id\":\"b\""),
+        "torn tail was cut: {text}"
+    );
+    assert!(text.starts_with("{\"format\":1,"), "{text}");
+}
+
+#[tokio::test]
+async fn damage_in_the_middle_is_an_error_naming_file_and_line() {
+    let (dir, store) = fresh();
+    let id = InfraId::new("i2");
+    store
+        .create_infra(&sample_meta("i2", "two", 1))
+        .await
+        .unwrap();
+    store
+        .append(
+            &id,
+            &[
+                Record::Instance(sample_record("a", "db", InstancePhase::Creating)),
+                Record::Instance(sample_record("b", "db", InstancePhase::Creating)),
+            ],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let path = journal_file(dir.path(), "i2");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1] = "{not json";
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let e = store.load(&id).await.unwrap_err();
+    assert!(
+        matches!(e, StateError::Corrupt { line: Some(2), .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("journal-1.jsonl"), "{e}");
+}
+
+#[tokio::test]
+async fn unknown_format_versions_are_refused_clearly() {
+    let (dir, store) = fresh();
+    let id = InfraId::new("i3");
+    store
+        .create_infra(&sample_meta("i3", "three", 1))
+        .await
+        .unwrap();
+    let meta = dir.path().join("infras/i3/meta.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.starts_with("{\"format\":1,"), "{text}");
+    std::fs::write(&meta, text.replacen("\"format\":1", "\"format\":2", 1)).unwrap();
+    let e = store.load(&id).await.unwrap_err();
+    assert_eq!(
+        e,
+        StateError::UnknownFormat {
+            path: meta,
+            found: 2,
+            supported: 1
+        }
+    );
+    assert!(e.to_string().contains("reads format 1 only"), "{e}");
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_state_and_bounds_the_journal() {
+    let dir = TempDir::new().unwrap();
+    let opts = FileStoreOptions {
+        sync: true,
+        compact_min_bytes: 8 << 10,
+    };
+    let id = InfraId::new("i4");
+    {
+        let store = FileStore::open_with(dir.path(), opts).unwrap();
+        store
+            .create_infra(&sample_meta("i4", "four", 1))
+            .await
+            .unwrap();
+        for round in 0..40 {
+            let mut recs = Vec::new();
+            for n in 0..10 {
+                let phase = if round % 2 == 0 {
+                    InstancePhase::Created
+                } else {
+                    InstancePhase::Ready
+                };
+                recs.push(Record::Instance(sample_record(
+                    &format!("n{n}"),
+                    "w",
+                    phase,
+                )));
+            }
+            recs.push(Record::Instance(sample_record(
+                &format!("tmp{round}"),
+                "t",
+                InstancePhase::Creating,
+            )));
+            recs.push(Record::Dropped {
+                node_id: NodeId::new(format!("tmp{round}")),
+            });
+            store.append(&id, &recs).await.unwrap();
+        }
+        assert!(store.stats().compactions >= 2, "{:?}", store.stats());
+        let st = store.load(&id).await.unwrap().unwrap();
+        assert_eq!(st.instances.len(), 10);
+        assert!(st.instances.iter().all(|r| r.phase == InstancePhase::Ready));
+    }
+    let journal = journal_file(dir.path(), "i4");
+    assert!(std::fs::metadata(&journal).unwrap().len() < 16 << 10);
+    // A journal of an older generation (compaction interrupted after the snapshot was in
+    // place) is ignored and cleaned up.
+    let stale = dir.path().join("infras/i4/journal-1.jsonl");
+    std::fs::write(
+        &stale,
+        "{\"format\":1,\"kind\":\"journal\",\"gen\":1}\n{\"rec\":\"dropped\",\"node_id\":\"n1\"}\n",
+    )
+    .unwrap();
+    let store = FileStore::open_with(dir.path(), opts).unwrap();
+    let st = store.load(&id).await.unwrap().unwrap();
+    let ids: Vec<_> = st.instances.iter().map(|r| r.node_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"]
+    );
+    store.append(&id, &[]).await.unwrap();
+    assert!(!stale.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_batches_syncs() {
+    let (_dir, store) = fresh();
+    let store = Arc::new(store);
+    let id = InfraId::new("gc");
+    store
+        .create_infra(&sample_meta("gc", "gc", 1))
+        .await
+        .unwrap();
+    let before = store.stats();
+    let start = Instant::now();
+    append_from_tasks(store.clone(), &id, 10_000).await;
+    let stats = store.stats();
+    let syncs = stats.syncs - before.syncs;
+    eprintln!(
+        "10,000 creates (20,000 awaited records): {syncs} syncs, {} commits, {:?}",
+        stats.commits - before.commits,
+        start.elapsed()
+    );
+    assert_eq!(stats.records - before.records, 20_000);
+    assert!(syncs < 2_000, "group commit should batch: {syncs} syncs");
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.instances.len(), 10_000);
+}
+
+#[tokio::test]
+async fn removing_state_ignores_node_working_directories() {
+    let (dir, store) = fresh();
+    let id = InfraId::new("i5");
+    store
+        .create_infra(&sample_meta("i5", "five", 1))
+        .await
+        .unwrap();
+    store
+        .append(
+            &id,
+            &[Record::Instance(sample_record(
+                "a",
+                "db",
+                InstancePhase::Ready,
+            ))],
+        )
+        .await
+        .unwrap();
+    let _lock = store
+        .lock(
+            &id,
+            &LockHolder::this_process("occopus destroy"),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let work = dir.path().join("infras/i5/nodes/a/data");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("log.txt"), "hello").unwrap();
+    assert!(store.remove(&id).await.unwrap());
+    assert!(!dir.path().join("infras/i5").exists());
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_infra_ids_are_refused() {
+    let (_dir, store) = fresh();
+    let e = store.load(&InfraId::new("../etc")).await.unwrap_err();
+    assert!(matches!(e, StateError::InvalidId { .. }), "{e}");
+}
+
+const CHILD_ENV: &str = "OCCOPUS_STATE_LOCK_CHILD_ROOT";
+
+/// Not a test on its own: the child process of `a_dead_holder_never_blocks`. It takes the
+/// lock, says so, and waits to be killed.
+#[tokio::test]
+async fn lock_child_helper() {
+    let Ok(root) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = FileStore::open(root).unwrap();
+    let _lock = store
+        .lock(
+            &InfraId::new("shared"),
+            &LockHolder::this_process("occopus build"),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    println!("LOCKED");
+    std::io::stdout().flush().unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[tokio::test]
+async fn a_dead_holder_never_blocks() {
+    let (dir, store) = fresh();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lock_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("LOCKED") => break,
+            Some(Ok(_)) => continue,
+            other => panic!("child did not take the lock: {other:?}"),
+        }
+    }
+    let me = LockHolder::this_process("occopus destroy");
+    let id = InfraId::new("shared");
+    let e = store
+        .lock(&id, &me, Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "is being changed by pid {} (`occopus build`) since ",
+            child.id()
+        )),
+        "{msg}"
+    );
+    // The holder dies without releasing anything: the OS releases the lock.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let got = store.lock(&id, &me, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.holder().pid, std::process::id());
+}
