@@ -6,12 +6,18 @@
 //! the plugin asked the host to do.
 //!
 //! Owns: [`Harness`] (loads one component) and [`MockHost`] (the scripted
-//! [`HostServices`]). Must not: perform real network or process effects; the only real
-//! IO is reading the component and a private compile cache in a temporary directory.
+//! [`HostServices`](occopus_runtime::HostServices)). Must not: perform real network or
+//! process effects through the host imports; the only real IO of its own is reading the
+//! component and a private compile cache in a temporary directory.
 //!
 //! Every capability the plugin *requests* is granted; endpoints still have to be named in
 //! the section (or requested) exactly as in production, so a denied request in the
-//! harness is a denied request in production.
+//! harness is a denied request in production. Connections the plugin opens itself with
+//! `std::net` (WASI sockets, e.g. a database login) are not mocked: they pass the same
+//! address check and then reach the real network, so point them at listeners the test
+//! starts on loopback.
+//!
+//! The guide is the "Test a built component" section of `docs/write-a-plugin.md`.
 //!
 //! # Example
 //!
@@ -45,8 +51,8 @@ pub use occopus_runtime::host::{ProcessHandle, ProcessStatus, SpawnRequest};
 use occopus_model::ids::{InfraId, NodeId, NodeName};
 use occopus_model::instance::Addresses;
 use occopus_model::plugin::{
-    ConfigManager, CreateRequest, HealthChecker, HealthReport, HealthRequest, InstanceRef, NodeContext, PluginError, PluginHost,
-    PluginInfo, PluginKind, ResourceHandler, ResourceState,
+    ConfigManager, CreateRequest, HealthChecker, HealthReport, HealthRequest, InstanceRef,
+    NodeContext, PluginError, PluginHost, PluginInfo, PluginKind, ResourceHandler, ResourceState,
 };
 use occopus_model::secret::Secret;
 use occopus_runtime::{Limits, Runtime, RuntimeConfig};
@@ -100,13 +106,19 @@ impl Harness {
     }
 
     /// Load `component` with `options`.
-    pub async fn load_with(component: impl AsRef<Path>, options: Options) -> Result<Self, HarnessError> {
+    pub async fn load_with(
+        component: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Self, HarnessError> {
         let component = component.as_ref();
         let scratch = tempfile::tempdir().map_err(|e| HarnessError::Setup(e.to_string()))?;
         let dir = scratch.path().join("plugins");
         std::fs::create_dir(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
-        let name = component.file_name().ok_or_else(|| HarnessError::Setup(format!("{} is not a file", component.display())))?;
-        std::fs::copy(component, dir.join(name)).map_err(|e| HarnessError::Setup(format!("{}: {e}", component.display())))?;
+        let name = component
+            .file_name()
+            .ok_or_else(|| HarnessError::Setup(format!("{} is not a file", component.display())))?;
+        std::fs::copy(component, dir.join(name))
+            .map_err(|e| HarnessError::Setup(format!("{}: {e}", component.display())))?;
         let mock = Arc::new(MockHost::new(options.now_unix_ms));
         let config = RuntimeConfig {
             plugin_dirs: vec![dir],
@@ -125,11 +137,9 @@ impl Harness {
         if let Some(e) = runtime.load_errors().first() {
             return Err(HarnessError::Refused(e.message.clone()));
         }
-        let info = runtime
-            .plugins()
-            .into_iter()
-            .next()
-            .ok_or_else(|| HarnessError::Refused(format!("{} holds no plugin", component.display())))?;
+        let info = runtime.plugins().into_iter().next().ok_or_else(|| {
+            HarnessError::Refused(format!("{} holds no plugin", component.display()))
+        })?;
         Ok(Self {
             runtime,
             mock,
@@ -157,11 +167,18 @@ impl Harness {
 
     /// The plugin's first section type.
     pub fn type_name(&self) -> &str {
-        self.info.types.first().map(|t| t.name.as_str()).unwrap_or_default()
+        self.info
+            .types
+            .first()
+            .map(|t| t.name.as_str())
+            .unwrap_or_default()
     }
 
     fn wrong_kind(&self, wanted: PluginKind) -> PluginError {
-        PluginError::Internal(format!("plugin `{}` is a {}, not a {wanted}", self.info.name, self.info.kind))
+        PluginError::Internal(format!(
+            "plugin `{}` is a {}, not a {wanted}",
+            self.info.name, self.info.kind
+        ))
     }
 
     /// The plugin as a resource handler.
@@ -225,22 +242,38 @@ impl Harness {
 
     /// `create` with the section `resource`.
     pub async fn create(&self, resource: Value) -> Result<Value, PluginError> {
-        self.resource_handler()?.create(&self.create_request(resource)).await
+        self.resource_handler()?
+            .create(&self.create_request(resource))
+            .await
     }
 
     /// `state` of an instance `create` returned.
-    pub async fn state(&self, resource: Value, instance: Value) -> Result<ResourceState, PluginError> {
-        self.resource_handler()?.state(&self.instance_ref(resource, instance)).await
+    pub async fn state(
+        &self,
+        resource: Value,
+        instance: Value,
+    ) -> Result<ResourceState, PluginError> {
+        self.resource_handler()?
+            .state(&self.instance_ref(resource, instance))
+            .await
     }
 
     /// `addresses` of an instance.
-    pub async fn addresses(&self, resource: Value, instance: Value) -> Result<Addresses, PluginError> {
-        self.resource_handler()?.addresses(&self.instance_ref(resource, instance)).await
+    pub async fn addresses(
+        &self,
+        resource: Value,
+        instance: Value,
+    ) -> Result<Addresses, PluginError> {
+        self.resource_handler()?
+            .addresses(&self.instance_ref(resource, instance))
+            .await
     }
 
     /// `destroy` an instance.
     pub async fn destroy(&self, resource: Value, instance: Value) -> Result<(), PluginError> {
-        self.resource_handler()?.destroy(&self.instance_ref(resource, instance)).await
+        self.resource_handler()?
+            .destroy(&self.instance_ref(resource, instance))
+            .await
     }
 
     /// One health `check` of `section` against a node at `address`.
@@ -262,5 +295,8 @@ impl Harness {
 /// Where `cargo build --target wasm32-wasip2 --profile <profile>` puts the component of
 /// the crate whose library is `lib_name`, under `target_dir`.
 pub fn component_path(target_dir: &Path, profile: &str, lib_name: &str) -> PathBuf {
-    target_dir.join("wasm32-wasip2").join(profile).join(format!("{}.wasm", lib_name.replace('-', "_")))
+    target_dir
+        .join("wasm32-wasip2")
+        .join(profile)
+        .join(format!("{}.wasm", lib_name.replace('-', "_")))
 }

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use occopus_model::plugin::PluginError;
 use occopus_runtime::host::{
-    HostServices, HttpRequest, HttpResponse, NodeScope, ProbeResult, ProcessHandle, ProcessStatus, SpawnRequest,
+    HostServices, HttpRequest, HttpResponse, NodeScope, ProbeResult, ProcessHandle, ProcessStatus,
+    SpawnRequest,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,10 @@ impl RecordedRequest {
     }
     /// A header's value (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -211,7 +215,12 @@ impl HostServices for MockHost {
         Ok(self.probe(host))
     }
 
-    async fn tcp_connect(&self, host: &str, _port: u16, _timeout: Duration) -> Result<ProbeResult, PluginError> {
+    async fn tcp_connect(
+        &self,
+        host: &str,
+        _port: u16,
+        _timeout: Duration,
+    ) -> Result<ProbeResult, PluginError> {
         Ok(self.probe(host))
     }
 
@@ -228,22 +237,43 @@ impl HostServices for MockHost {
         Ok(format!("/harness/{}/nodes/{}", node.infra_id, node.node_id))
     }
 
-    async fn write_file(&self, node: &NodeScope, path: &str, contents: &[u8], _mode: Option<u32>) -> Result<(), PluginError> {
-        self.lock().files.insert((node_key(node), path.to_string()), contents.to_vec());
+    async fn write_file(
+        &self,
+        node: &NodeScope,
+        path: &str,
+        contents: &[u8],
+        _mode: Option<u32>,
+    ) -> Result<(), PluginError> {
+        self.lock()
+            .files
+            .insert((node_key(node), path.to_string()), contents.to_vec());
         Ok(())
     }
 
-    async fn read_tail(&self, node: &NodeScope, path: &str, max_bytes: u64) -> Result<Vec<u8>, PluginError> {
+    async fn read_tail(
+        &self,
+        node: &NodeScope,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, PluginError> {
         match self.lock().files.get(&(node_key(node), path.to_string())) {
             Some(v) => {
-                let from = v.len().saturating_sub(usize::try_from(max_bytes).unwrap_or(usize::MAX));
+                let from = v
+                    .len()
+                    .saturating_sub(usize::try_from(max_bytes).unwrap_or(usize::MAX));
                 Ok(v[from..].to_vec())
             }
-            None => Err(PluginError::NotFound(format!("`{path}` does not exist in the node directory"))),
+            None => Err(PluginError::NotFound(format!(
+                "`{path}` does not exist in the node directory"
+            ))),
         }
     }
 
-    async fn spawn(&self, _node: &NodeScope, req: &SpawnRequest) -> Result<ProcessHandle, PluginError> {
+    async fn spawn(
+        &self,
+        _node: &NodeScope,
+        req: &SpawnRequest,
+    ) -> Result<ProcessHandle, PluginError> {
         let mut f = self.lock();
         f.spawned.push(req.clone());
         let pid = 1000 + f.spawned.len() as u32;
@@ -251,17 +281,36 @@ impl HostServices for MockHost {
         Ok(ProcessHandle { pid, start_time: 1 })
     }
 
-    async fn run(&self, _node: &NodeScope, req: &SpawnRequest, _timeout: Duration) -> Result<i32, PluginError> {
+    async fn run(
+        &self,
+        _node: &NodeScope,
+        req: &SpawnRequest,
+        _timeout: Duration,
+    ) -> Result<i32, PluginError> {
         let mut f = self.lock();
         f.spawned.push(req.clone());
         Ok(f.run_exit_code)
     }
 
-    async fn status(&self, _node: &NodeScope, p: ProcessHandle) -> Result<ProcessStatus, PluginError> {
-        Ok(self.lock().status.get(&p.pid).copied().unwrap_or(ProcessStatus::Gone))
+    async fn status(
+        &self,
+        _node: &NodeScope,
+        p: ProcessHandle,
+    ) -> Result<ProcessStatus, PluginError> {
+        Ok(self
+            .lock()
+            .status
+            .get(&p.pid)
+            .copied()
+            .unwrap_or(ProcessStatus::Gone))
     }
 
-    async fn kill(&self, _node: &NodeScope, p: ProcessHandle, _grace: Duration) -> Result<(), PluginError> {
+    async fn kill(
+        &self,
+        _node: &NodeScope,
+        p: ProcessHandle,
+        _grace: Duration,
+    ) -> Result<(), PluginError> {
         let mut f = self.lock();
         if f.status.get(&p.pid) == Some(&ProcessStatus::Running) {
             f.status.insert(p.pid, ProcessStatus::Signalled(15));
