@@ -50,6 +50,8 @@ struct Inst {
     phase: Phase,
     since: Instant,
     detail: String,
+    /// Primary address, once created.
+    address: String,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +154,7 @@ impl Progress {
                         phase: Phase::Creating,
                         since: now,
                         detail: resource_type.clone(),
+                        address: String::new(),
                     },
                 );
             }
@@ -161,7 +164,10 @@ impl Progress {
                 addresses,
             } => {
                 let detail = addresses.primary.clone().unwrap_or_default();
-                self.set(node, node_id, Phase::Created, detail, now);
+                self.set(node, node_id, Phase::Created, detail.clone(), now);
+                if let Some(i) = self.row(node).instances.get_mut(node_id) {
+                    i.address = detail;
+                }
             }
             EventKind::NodeWaiting {
                 node,
@@ -187,10 +193,10 @@ impl Progress {
                     .row(node)
                     .instances
                     .get(node_id)
-                    .map(|i| i.detail.clone())
+                    .map(|i| i.address.clone())
                     .unwrap_or_default();
                 self.set(node, node_id, Phase::Ready, addr.clone(), now);
-                line = Some(format!("{node:<24} ready    {node_id} {addr}"));
+                line = Some(format!("{:<24} ready    {node_id} {addr}", node.as_str()));
             }
             EventKind::NodeFailed {
                 node,
@@ -199,7 +205,8 @@ impl Progress {
             } => {
                 self.set(node, node_id, Phase::Failed, first_line(message), now);
                 line = Some(format!(
-                    "{node:<24} FAILED   {node_id}: {}",
+                    "{:<24} FAILED   {node_id}: {}",
+                    node.as_str(),
                     first_line(message)
                 ));
             }
@@ -208,7 +215,8 @@ impl Progress {
                 r.phase = Phase::Skipped;
                 r.detail = format!("not started: {because} failed");
                 line = Some(format!(
-                    "{node:<24} skipped  (depends on {because}, which failed)"
+                    "{:<24} skipped  (depends on {because}, which failed)",
+                    node.as_str()
                 ));
             }
             EventKind::NodeDropping { node, node_id } => {
@@ -216,7 +224,7 @@ impl Progress {
             }
             EventKind::NodeDropped { node, node_id } => {
                 self.set(node, node_id, Phase::Dropped, String::new(), now);
-                line = Some(format!("{node:<24} dropped  {node_id}"));
+                line = Some(format!("{:<24} dropped  {node_id}", node.as_str()));
             }
             EventKind::Warning { node, message } => {
                 let who = node.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
@@ -257,6 +265,7 @@ impl Progress {
             phase,
             since: now,
             detail: String::new(),
+            address: String::new(),
         });
         e.phase = phase;
         e.since = now;
