@@ -18,12 +18,19 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options { fixtures: false, only: Vec::new() };
+    let mut o = Options {
+        fixtures: false,
+        only: Vec::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--fixtures" => o.fixtures = true,
-            "--only" => o.only.push(it.next().context("--only needs a plugin directory name")?.clone()),
+            "--only" => o.only.push(
+                it.next()
+                    .context("--only needs a plugin directory name")?
+                    .clone(),
+            ),
             other => bail!("unknown option `{other}` (expected --fixtures or --only <name>)"),
         }
     }
@@ -32,14 +39,22 @@ fn parse(args: &[String]) -> Result<Options> {
 
 /// `rustup target add wasm32-wasip2` unless it is installed; silent when present.
 fn ensure_target() -> Result<()> {
-    let listed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let listed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match listed {
         Ok(out) if out.status.success() => {
-            if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+            {
                 return Ok(());
             }
             eprintln!("installing the {TARGET} target with rustup");
-            let s = Command::new("rustup").args(["target", "add", TARGET]).status().context("running rustup")?;
+            let s = Command::new("rustup")
+                .args(["target", "add", TARGET])
+                .status()
+                .context("running rustup")?;
             if !s.success() {
                 bail!("`rustup target add {TARGET}` failed");
             }
@@ -83,7 +98,11 @@ fn select<'a>(ws: &'a Workspace, o: &Options) -> Result<Vec<Plugin<'a>>> {
             continue;
         }
         let Some(lib) = &p.cdylib else {
-            bail!("{} ({}) has no cdylib target; plugin crates need `crate-type = [\"cdylib\"]`", p.name, p.manifest_dir.display());
+            bail!(
+                "{} ({}) has no cdylib target; plugin crates need `crate-type = [\"cdylib\"]`",
+                p.name,
+                p.manifest_dir.display()
+            );
         };
         out.push(Plugin {
             package: p,
@@ -102,7 +121,12 @@ fn select<'a>(ws: &'a Workspace, o: &Options) -> Result<Vec<Plugin<'a>>> {
 fn publish(from: &Path, to: &Path) -> Result<()> {
     let dir = to.parent().context("output has no directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp", to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        to.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
     std::fs::rename(&tmp, to).with_context(|| format!("writing {}", to.display()))?;
     Ok(())
@@ -114,7 +138,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let ws = Workspace::load()?;
     let plugins = select(&ws, &o)?;
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(&ws.root).args(["build", "--profile", PROFILE, "--target", TARGET]);
+    cmd.current_dir(&ws.root)
+        .args(["build", "--profile", PROFILE, "--target", TARGET]);
     for p in &plugins {
         cmd.args(["-p", &p.package.name]);
     }
@@ -125,7 +150,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let built = ws.target_dir.join(TARGET).join(PROFILE);
     let mut written: Vec<PathBuf> = Vec::new();
     for p in &plugins {
-        let out_dir = ws.target_dir.join(if p.fixture { "plugins-fixtures" } else { "plugins" });
+        let out_dir = ws.target_dir.join(if p.fixture {
+            "plugins-fixtures"
+        } else {
+            "plugins"
+        });
         let to = out_dir.join(&p.out_name);
         publish(&built.join(&p.artifact), &to)?;
         written.push(to);
