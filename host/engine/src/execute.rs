@@ -331,9 +331,14 @@ impl Engine {
             });
         }
 
-        // Failure: forget intents that never started, then roll back or keep.
-        let never: Vec<Record> = sched
+        // Failure: forget the intents of this build that never started, then roll back or
+        // keep. An instance resumed from an earlier run may already exist in the cloud, so
+        // it is never just forgotten: a rollback drops it through its plugin like the rest.
+        let (resumed, fresh): (Vec<&InstanceRecord>, Vec<&InstanceRecord>) = sched
             .not_started
+            .iter()
+            .partition(|r| recorded.contains_key(&r.node_id));
+        let never: Vec<Record> = fresh
             .iter()
             .map(|r| Record::Dropped {
                 node_id: r.node_id.clone(),
@@ -354,6 +359,7 @@ impl Engine {
             .ready
             .into_iter()
             .chain(sched.failed.iter().map(|(r, _)| r.node_id.clone()))
+            .chain(resumed.iter().map(|r| r.node_id.clone()))
             .collect();
         let touched: Vec<InstanceRecord> = match op.persist(&[]).await {
             Ok(()) => match inner.store.load(&infra_id).await {

@@ -160,3 +160,72 @@ fn a_destroy_killed_at_any_call_finishes_on_the_next_run() {
         });
     }
 }
+
+/// A crash right after the cloud made `c`, then a resume with an edited description in
+/// which `c` waits for a new node `d` that fails: `c` never starts again, but it exists in
+/// the cloud, so the rollback must destroy it rather than forget it.
+#[test]
+fn a_resumed_instance_that_never_starts_again_is_rolled_back_not_forgotten() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let first = infra(vec![node("a", 1, 1), node("c", 1, 1)], &[("c", "a")]);
+        // The number of c's create call in a clean build of `first`.
+        let probe = Env::new();
+        probe.build(&first).await;
+        let at = probe
+            .cloud
+            .calls()
+            .iter()
+            .position(|c| c.op == "create" && c.node == "c")
+            .expect("c is created") as u64
+            + 1;
+
+        let env = Env::new();
+        let id = InfraId::new("resume-edited");
+        let opts = BuildOptions {
+            infra_id: Some(id.clone()),
+            ..BuildOptions::default()
+        };
+        env.cloud.hang_at.store(at, Ordering::SeqCst);
+        let crashed = run_until_hang(&env, env.try_build(&first, opts.clone())).await;
+        assert!(crashed.is_none(), "the build should have hung at c's create");
+        assert_eq!(env.cloud.alive().len(), 2, "a and c exist in the cloud");
+
+        env.cloud.hang_at.store(0, Ordering::SeqCst);
+        env.cloud.set(
+            "d",
+            Behaviour {
+                resource_fails: Some("no capacity".into()),
+                ..Behaviour::default()
+            },
+        );
+        let edited = infra(
+            vec![node("a", 1, 1), node("d", 1, 1), node("c", 1, 1)],
+            &[("d", "a"), ("c", "d")],
+        );
+        let (_store, engine) = env.restarted(fast_options());
+        let err = engine
+            .build(&edited, Arc::new(NoCredentials), opts)
+            .await
+            .expect_err("d fails");
+        assert!(err.to_string().contains("no capacity"), "{err}");
+        assert!(
+            !env
+                .cloud
+                .alive()
+                .iter()
+                .any(|(node, _)| node == "c" || node == "d"),
+            "c and d are rolled back: {:?}",
+            env.cloud.alive()
+        );
+        // Whatever is still recorded can be destroyed, and then nothing is left.
+        engine
+            .destroy(&id, Arc::new(NoCredentials), DestroyOptions::default())
+            .await
+            .unwrap();
+        assert!(env.cloud.alive().is_empty(), "leaked {:?}", env.cloud.alive());
+    });
+}

@@ -355,3 +355,42 @@ async fn a_dead_holder_never_blocks() {
     let got = store.lock(&id, &me, Duration::from_secs(5)).await.unwrap();
     assert_eq!(got.holder().pid, std::process::id());
 }
+
+/// A writer waiting for the lock while the holder removes the infrastructure (lock file
+/// included) must not end up holding the removed file while a newcomer locks a fresh one:
+/// there is still one writer at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_never_holds_the_lock_of_a_removed_infrastructure() {
+    let (_dir, store) = fresh();
+    let id = InfraId::new("i9");
+    store
+        .create_infra(&sample_meta("i9", "nine", 1))
+        .await
+        .unwrap();
+    let holder = store
+        .lock(&id, &LockHolder::this_process("occopus destroy"), Duration::ZERO)
+        .await
+        .unwrap();
+    let waiter = {
+        let store = store.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            store
+                .lock(&id, &LockHolder::this_process("occopus build"), Duration::from_secs(10))
+                .await
+        })
+    };
+    // Let the waiter open the old lock file and start polling it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(store.remove(&id).await.unwrap());
+    drop(holder);
+    let waited = waiter.await.unwrap().expect("the waiter gets the lock");
+    let newcomer = store
+        .lock(&id, &LockHolder::this_process("occopus status"), Duration::ZERO)
+        .await;
+    assert!(
+        matches!(newcomer, Err(StateError::Locked { .. })),
+        "two writers at once: {newcomer:?}"
+    );
+    drop(waited);
+}

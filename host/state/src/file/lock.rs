@@ -19,37 +19,61 @@ pub(crate) async fn acquire(
     holder: &LockHolder,
     wait: Duration,
 ) -> Result<InfraLock, StateError> {
-    std::fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, &e))?;
     let path = dir.join("lock");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| StateError::io("open", &path, &e))?;
     let deadline = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) => {
-                if Instant::now() >= deadline {
-                    return Err(StateError::Locked {
-                        infra_id: id.clone(),
-                        holder: describe_holder(&mut file),
-                    });
+    let mut file = loop {
+        std::fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, &e))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StateError::io("open", &path, &e))?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        return Err(StateError::Locked {
+                            infra_id: id.clone(),
+                            holder: describe_holder(&mut file),
+                        });
+                    }
+                    tokio::time::sleep(POLL).await;
                 }
-                tokio::time::sleep(POLL).await;
+                Err(TryLockError::Error(e)) => return Err(StateError::io("lock", &path, &e)),
             }
-            Err(TryLockError::Error(e)) => return Err(StateError::io("lock", &path, &e)),
         }
-    }
+        // The holder we waited for may have removed the infrastructure (and this lock file
+        // with it) before letting go: a lock on a file that is no longer at `path` guards
+        // nothing, since a newcomer would lock a fresh file there. Start again on that one.
+        if still_at(&file, &path) {
+            break file;
+        }
+    };
     let body = document(holder)?;
     file.set_len(0)
         .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
         .and_then(|()| file.write_all(&body))
         .map_err(|e| StateError::io("write", &path, &e))?;
     Ok(InfraLock::new(Box::new(Held(file)), holder.clone()))
+}
+
+/// Whether `file` is the file at `path` (not one unlinked or replaced since it was opened).
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere an open file cannot be removed, so it is always still there.
+#[cfg(not(unix))]
+fn still_at(_: &File, _: &Path) -> bool {
+    true
 }
 
 /// Keeps the locked file open; closing it releases the lock.
