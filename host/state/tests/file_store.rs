@@ -368,7 +368,11 @@ async fn a_waiter_never_holds_the_lock_of_a_removed_infrastructure() {
         .await
         .unwrap();
     let holder = store
-        .lock(&id, &LockHolder::this_process("occopus destroy"), Duration::ZERO)
+        .lock(
+            &id,
+            &LockHolder::this_process("occopus destroy"),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     let waiter = {
@@ -376,7 +380,11 @@ async fn a_waiter_never_holds_the_lock_of_a_removed_infrastructure() {
         let id = id.clone();
         tokio::spawn(async move {
             store
-                .lock(&id, &LockHolder::this_process("occopus build"), Duration::from_secs(10))
+                .lock(
+                    &id,
+                    &LockHolder::this_process("occopus build"),
+                    Duration::from_secs(10),
+                )
                 .await
         })
     };
@@ -386,11 +394,31 @@ async fn a_waiter_never_holds_the_lock_of_a_removed_infrastructure() {
     drop(holder);
     let waited = waiter.await.unwrap().expect("the waiter gets the lock");
     let newcomer = store
-        .lock(&id, &LockHolder::this_process("occopus status"), Duration::ZERO)
+        .lock(
+            &id,
+            &LockHolder::this_process("occopus status"),
+            Duration::ZERO,
+        )
         .await;
     assert!(
         matches!(newcomer, Err(StateError::Locked { .. })),
         "two writers at once: {newcomer:?}"
     );
     drop(waited);
+}
+
+/// Files beside the infrastructure directories (the local backend keeps its address
+/// leases there) are not infrastructures and do not break `list`.
+#[tokio::test]
+async fn list_ignores_files_beside_the_infrastructures() {
+    let (dir, store) = fresh();
+    store
+        .create_infra(&sample_meta("i10", "ten", 1))
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("infras/loopback.json"), "{}").unwrap();
+    std::fs::write(dir.path().join("infras/.loopback.lock"), "").unwrap();
+    let all = store.list().await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].infra_id.as_str(), "i10");
 }

@@ -309,6 +309,11 @@ impl crate::StateStore for FileStore {
             std::fs::read_dir(&dir).map_err(|e| StateError::io("list directory", &dir, &e))?;
         let mut out = Vec::new();
         for e in entries.filter_map(Result::ok) {
+            // Infrastructures are directories; other files here belong to others (the
+            // local backend's loopback address leases, for one).
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let path = e.path().join(META);
             if let Some(s) = read_document::<InfraSummary>(&path)? {
                 out.push(s);
