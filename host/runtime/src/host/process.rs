@@ -736,10 +736,35 @@ pub(crate) fn proc_stat(pid: u32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Whether no live process is left in the group. Zombies do not count: once the
+/// processes that spawned them have exited, they wait for whoever reaps orphans (init,
+/// or a container's first process, which may take its time) and hold nothing.
 fn group_gone(pgid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks for existence.
     let r = unsafe { libc::killpg(pgid, 0) };
-    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return true;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    !entries.filter_map(Result::ok).any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        proc_group(pid).is_some_and(|(state, group)| group == pgid && state != 'Z' && state != 'X')
+    })
+}
+
+/// State and process group of `pid`, from `/proc/<pid>/stat`.
+fn proc_group(pid: u32) -> Option<(char, libc::pid_t)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state: ppid, then pgrp.
+    let group = fields.nth(1)?.parse().ok()?;
+    Some((state, group))
 }
 
 /// IPv4 addresses with a listening TCP socket (from `/proc/net/tcp`).
