@@ -35,7 +35,12 @@ impl Occ {
         c
     }
     fn json(&self, args: &[&str]) -> Result<Value> {
-        let out = self.cmd().args(args).args(["--output", "json"]).stderr(Stdio::inherit()).output()?;
+        let out = self
+            .cmd()
+            .args(args)
+            .args(["--output", "json"])
+            .stderr(Stdio::inherit())
+            .output()?;
         serde_json::from_slice(&out.stdout)
             .with_context(|| format!("`occopus {}` printed no JSON", args.join(" ")))
     }
@@ -43,7 +48,11 @@ impl Occ {
         Ok(self
             .json(&["status"])?
             .as_array()
-            .map(|a| a.iter().filter_map(|i| i["infra_id"].as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["infra_id"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 }
@@ -97,7 +106,10 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("(updating the demo infrastructure {id} that is already there)");
         build.args(["-i", id]);
     }
-    let out = build.stderr(Stdio::inherit()).output().context("running occopus build")?;
+    let out = build
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running occopus build")?;
     if !out.status.success() {
         bail!("the build failed (see above)");
     }
@@ -129,7 +141,13 @@ pub fn run(args: &[String]) -> Result<()> {
 fn variable(file: &Path, key: &str) -> Option<u16> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.trim().strip_prefix(':').map(str::trim))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix(key)?
+                .trim()
+                .strip_prefix(':')
+                .map(str::trim)
+        })
         .find_map(|v| v.parse().ok())
 }
 

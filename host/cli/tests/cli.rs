@@ -412,7 +412,8 @@ fn every_corpus_tutorial_validates_unchanged() {
             .find(|p| {
                 p.is_file()
                     && p.extension().is_some_and(|x| x == "yaml")
-                    && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("infra"))
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("infra"))
             })
             .unwrap_or_else(|| panic!("{name}: no infra*.yaml description"));
         let r = o.run([Path::new("validate"), &infra]);

@@ -191,7 +191,10 @@ fn a_resumed_instance_that_never_starts_again_is_rolled_back_not_forgotten() {
         };
         env.cloud.hang_at.store(at, Ordering::SeqCst);
         let crashed = run_until_hang(&env, env.try_build(&first, opts.clone())).await;
-        assert!(crashed.is_none(), "the build should have hung at c's create");
+        assert!(
+            crashed.is_none(),
+            "the build should have hung at c's create"
+        );
         assert_eq!(env.cloud.alive().len(), 2, "a and c exist in the cloud");
 
         env.cloud.hang_at.store(0, Ordering::SeqCst);
@@ -213,8 +216,7 @@ fn a_resumed_instance_that_never_starts_again_is_rolled_back_not_forgotten() {
             .expect_err("d fails");
         assert!(err.to_string().contains("no capacity"), "{err}");
         assert!(
-            !env
-                .cloud
+            !env.cloud
                 .alive()
                 .iter()
                 .any(|(node, _)| node == "c" || node == "d"),
@@ -226,6 +228,10 @@ fn a_resumed_instance_that_never_starts_again_is_rolled_back_not_forgotten() {
             .destroy(&id, Arc::new(NoCredentials), DestroyOptions::default())
             .await
             .unwrap();
-        assert!(env.cloud.alive().is_empty(), "leaked {:?}", env.cloud.alive());
+        assert!(
+            env.cloud.alive().is_empty(),
+            "leaked {:?}",
+            env.cloud.alive()
+        );
     });
 }
