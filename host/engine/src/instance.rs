@@ -14,6 +14,7 @@ use crate::render::{self, AddressBook};
 use occopus_model::event::EventKind;
 use occopus_model::plugin::{
     CmNodeRequest, ConfigManager, CreateRequest, HealthRequest, HealthStatus, InstanceRef,
+    ResourceHandler,
 };
 use occopus_model::{Addresses, InstancePhase, InstanceRecord, NodeImpl, NodeSpec, NodeStatus};
 use occopus_state::Record;
@@ -328,7 +329,7 @@ async fn steps(
 
     if imp.health_check.has_checks() {
         set_step(progress, "waiting for its health checks to pass");
-        wait_healthy(env, node, imp, &rec).await?;
+        wait_healthy(env, node, imp, &rec, &*handler, &iref).await?;
     }
 
     rec.phase = InstancePhase::Ready;
@@ -338,11 +339,17 @@ async fn steps(
     Ok(rec)
 }
 
+/// Poll the health checks until they pass, fail, or stay failing past the timeout. The
+/// resource is asked again between polls: a service that dies while its checks are still
+/// pending fails the node at once, with the resource's reason (an exit code and a log
+/// tail), instead of after the whole health timeout.
 async fn wait_healthy(
     env: &BuildEnv<'_>,
     node: &NodeSpec,
     imp: &NodeImpl,
     rec: &InstanceRecord,
+    handler: &dyn ResourceHandler,
+    iref: &InstanceRef,
 ) -> Result<(), String> {
     let op = &env.op;
     let hc = &imp.health_check;
@@ -385,6 +392,19 @@ async fn wait_healthy(
                         "health checks did not pass for {} (the node's health_check timeout): {summary}",
                         human(timeout)
                     ));
+                }
+                let st = op.retry(name, id, "state", || handler.state(iref)).await?;
+                if st.status.is_terminal_failure() {
+                    return Err(match st.message {
+                        Some(m) => format!(
+                            "the resource is {} while its health checks were pending ({summary}): {m}",
+                            st.status
+                        ),
+                        None => format!(
+                            "the resource is {} while its health checks were pending ({summary})",
+                            st.status
+                        ),
+                    });
                 }
                 if summary != last_report {
                     op.emit.emit(EventKind::NodeWaiting {

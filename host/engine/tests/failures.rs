@@ -17,6 +17,48 @@ fn with_id(id: &str) -> BuildOptions {
     }
 }
 
+/// A service that dies while its health checks are still pending fails the node at once,
+/// with the resource's reason, not after the whole health timeout.
+#[tokio::test]
+async fn a_resource_dying_during_health_checks_fails_the_node_at_once() {
+    let env = Env::new();
+    let n = node("web", 1, 1);
+    assert_eq!(n.implementations[0].health_check.timeout_secs, 600);
+    env.cloud.set(
+        "web",
+        Behaviour {
+            health_pending: Some(u32::MAX),
+            resource_fails: Some("the service exited with code 3; last lines: boom".into()),
+            fails_after_polls: 3,
+            ..Behaviour::default()
+        },
+    );
+    let t = Instant::now();
+    let err = env
+        .engine
+        .build(
+            &infra(vec![n], &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let msg = err.to_string();
+    assert!(
+        msg.contains("the resource is failed while its health checks were pending"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("exited with code 3; last lines: boom"),
+        "{msg}"
+    );
+    assert!(
+        !env.cloud.calls_of("health", "web").is_empty(),
+        "health was polled"
+    );
+}
+
 #[tokio::test]
 async fn continuous_health_failure_past_the_timeout_fails_the_node() {
     let env = Env::new();

@@ -208,9 +208,12 @@ pub fn state(
         ProcessStatus::Exited(c) => {
             ResourceState::failed(with_tail(format!("{what} exited with code {c}")))
         }
-        ProcessStatus::Signalled(s) => {
-            ResourceState::failed(with_tail(format!("{what} was killed by signal {s}")))
-        }
+        // Killed from outside (by a person, the OOM killer, a shutdown): the node is gone
+        // like a terminated VM, not broken by its own doing.
+        ProcessStatus::Signalled(s) => ResourceState::with_message(
+            occopus_sdk::NodeStatus::Shutdown,
+            with_tail(format!("{what} was killed by signal {s}")),
+        ),
         ProcessStatus::Gone => ResourceState::with_message(
             occopus_sdk::NodeStatus::Shutdown,
             "the node's process is gone",
@@ -375,7 +378,7 @@ mod tests {
             2_000,
             String::new,
         );
-        assert_eq!(st.status, NodeStatus::Failed);
+        assert_eq!(st.status, NodeStatus::Shutdown);
         assert!(st.message.unwrap().contains("killed by signal 9"));
         assert_eq!(
             state(&i, ProcessStatus::Gone, None, 2_000, no_tail).status,

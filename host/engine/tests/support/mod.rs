@@ -45,6 +45,9 @@ pub struct Behaviour {
     pub pending_polls: u32,
     /// The resource turns `failed` with this message.
     pub resource_fails: Option<String>,
+    /// With `resource_fails`: only after this many `state()` polls (the service starts,
+    /// then dies).
+    pub fails_after_polls: u32,
     /// Errors `create` returns before it succeeds (popped one per call).
     pub create_errors: Vec<PluginError>,
     /// Health: `None` ready; `Some(n)` pending n times then ready; `u32::MAX` never.
@@ -248,13 +251,26 @@ impl ResourceHandler for FakeResources {
         let c = &self.0;
         c.call("state", &inst.node, || {}).await;
         let b = c.behaviour(inst.node.node_name.as_str());
+        let mut res = c.resources.lock().unwrap();
         if let Some(m) = b.resource_fails {
+            let polls = res
+                .get_mut(inst.node.node_id.as_str())
+                .map(|r| {
+                    r.polls += 1;
+                    r.polls
+                })
+                .unwrap_or(u32::MAX);
+            if polls > b.fails_after_polls {
+                return Ok(ResourceState {
+                    status: NodeStatus::Failed,
+                    message: Some(m),
+                });
+            }
             return Ok(ResourceState {
-                status: NodeStatus::Failed,
-                message: Some(m),
+                status: NodeStatus::Ready,
+                message: None,
             });
         }
-        let mut res = c.resources.lock().unwrap();
         let Some(r) = res.get_mut(inst.node.node_id.as_str()).filter(|r| r.alive) else {
             return Ok(ResourceState {
                 status: NodeStatus::Shutdown,

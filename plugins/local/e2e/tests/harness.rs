@@ -170,7 +170,7 @@ async fn destroy_kills_and_releases_and_is_idempotent() {
     let st = h.state(resource.clone(), data.clone()).await.unwrap();
     assert_eq!(
         st.status,
-        NodeStatus::Failed,
+        NodeStatus::Shutdown,
         "the mock records SIGTERM: {st:?}"
     );
     assert!(st.message.unwrap().contains("killed by signal 15"));

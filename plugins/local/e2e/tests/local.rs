@@ -420,7 +420,7 @@ async fn a_killed_service_is_not_ready_and_destroy_stops_background_jobs() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(st.status, NodeStatus::Failed, "{st:?}");
+    assert_eq!(st.status, NodeStatus::Shutdown, "{st:?}");
     assert!(
         st.message
             .as_deref()
