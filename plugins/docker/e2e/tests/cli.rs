@@ -176,12 +176,10 @@ fn adapt_tutorial(from: &Path, to: &Path, ep: &str, base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn occopus_docker_tutorials_run_with_only_endpoint_and_origin_adapted() {
     let ep = engine_or_skip!();
-    let Some(corpus) = corpus() else {
-        eprintln!(
-            "the Occopus corpus is not beside the repository (set OCCOPUS_CORPUS_DIR); tutorial test not run"
-        );
-        return;
-    };
+    // Like the other corpus tests: a missing corpus is a failure, not a silent pass.
+    let corpus = corpus().expect(
+        "the Occopus tutorial corpus is not beside the repository (../shared/corpus/occopus); set OCCOPUS_CORPUS_DIR to its folder",
+    );
     let api = Api::new(&ep);
     // The tutorials' images, rebuilt here: busybox with a /root/start.sh. Exported as
     // filesystem tarballs like the ones the tutorials import.
