@@ -94,6 +94,37 @@ pub fn plugin_dir() -> PathBuf {
     .clone()
 }
 
+/// A directory holding copies of the named misbehaving test plugins (`trap`, `loop`,
+/// `membomb`, ... from `plugins/fixtures/`), built on first use with
+/// `cargo xtask build-plugins --fixtures`.
+pub fn fixture_subset(names: &[&str]) -> tempfile::TempDir {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let all = DIR
+        .get_or_init(|| {
+            locked("plugins", || {
+                let out = cargo()
+                    .args(["run", "--quiet", "-p", "occopus-xtask", "--"])
+                    .args(["build-plugins", "--fixtures"])
+                    .output()
+                    .expect("running cargo");
+                assert!(
+                    out.status.success(),
+                    "building the plugins failed (`cargo xtask build-plugins --fixtures`):\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            });
+            target_dir().join("plugins-fixtures")
+        })
+        .clone();
+    let d = tempfile::tempdir().expect("tempdir");
+    for n in names {
+        let from = all.join(format!("{n}.wasm"));
+        std::fs::copy(&from, d.path().join(format!("{n}.wasm")))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    }
+    d
+}
+
 /// A directory holding copies of only the named built plugins (`sim`, `basic`, ...).
 pub fn plugin_subset(names: &[&str]) -> tempfile::TempDir {
     let all = plugin_dir();

@@ -44,18 +44,18 @@ const LATENCY_SEED: u64 = 20_251_203;
 const CREATE_MS: [u64; 2] = [50, 200];
 const READY_MS: [u64; 2] = [20, 100];
 /// Concurrent calls granted to the `sim` plugin in the critical-path cases (the runtime's
-/// default is 8). The runtime holds at most 256 live instances over all plugins, and the
-/// default health check (`basic`) and the other built-in plugins need some of them: a
-/// grant of 256 makes instantiation fail once `sim` has them all.
-const SIM_MAX_INSTANCES: usize = 192;
+/// default is 8): enough for every leaf of the 1,000-node fan-out at once (the `sim`
+/// plugin sleeps inside `create`, so each create in flight holds an instance; the
+/// runtime's instance pool grows to fit the grant).
+const SIM_MAX_INSTANCES: usize = 1_024;
 /// `--parallelism` of the critical-path cases: no engine-side limit.
 const UNLIMITED: usize = 100_000;
-/// The engine's default health-poll backoff (first delay, cap), milliseconds, used to
-/// model when a ready instance is noticed (see `EngineOptions::health_poll`).
-const POLL_FIRST_MS: u64 = 25;
-const POLL_CAP_MS: u64 = 2_000;
 /// After a first run this slow, a case is not repeated (keeps the full run in budget).
 const SLOW_RUN: Duration = Duration::from_secs(20);
+/// A `terraform apply` or `destroy` still running after this long is stopped and reported
+/// as "more than" this (a lower bound): Terraform's cost grows faster than linearly with
+/// a long dependency chain, and one such run would otherwise take most of the budget.
+const TF_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -284,12 +284,6 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
             let dir = work.join(format!("lat-{}-{n}", shape.name()));
             let infra = write_description(&dir, &g, Some(&lat))?;
             let weight: Vec<u64> = lat.iter().map(|l| l.create_ms + l.ready_after_ms).collect();
-            let polled: Vec<u64> = lat
-                .iter()
-                .map(|l| {
-                    l.create_ms + graph::noticed_at(l.ready_after_ms, POLL_FIRST_MS, POLL_CAP_MS)
-                })
-                .collect();
             let state = dir.join("state");
             if state.exists() {
                 std::fs::remove_dir_all(&state)?;
@@ -335,7 +329,6 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
                 n,
                 depth: g.depth(),
                 critical_ms: g.critical_path(&weight),
-                polled_ms: g.critical_path(&polled),
                 engine_ms,
                 wall: sample.wall,
             };
@@ -402,10 +395,12 @@ fn terraform(bin: &Path, plan: &Plan, work: &Path) -> Result<Vec<report::TfCase>
                 n,
                 apply: Vec::new(),
                 destroy: Vec::new(),
+                apply_stopped: false,
+                destroy_stopped: false,
             };
             for run in 0..plan.runs {
                 let (o, e) = out_files(&dir, "apply");
-                let a = measure::run(
+                let a = match measure::run_limited(
                     terraform_cmd(bin, &dir, &cli_config).args([
                         "apply",
                         "-auto-approve",
@@ -414,10 +409,26 @@ fn terraform(bin: &Path, plan: &Plan, work: &Path) -> Result<Vec<report::TfCase>
                     ]),
                     &o,
                     &e,
+                    Some(TF_LIMIT),
                 )
-                .context("terraform apply")?;
+                .context("terraform apply")?
+                {
+                    measure::Run::Done(a) => a,
+                    measure::Run::Stopped(a) => {
+                        eprintln!(
+                            "    {:<8} {:>6} resources  run {}: apply stopped after {} (destroy not run)",
+                            shape.name(),
+                            n,
+                            run + 1,
+                            doc::dur(a.wall.as_secs_f64())
+                        );
+                        case.apply.push(a);
+                        case.apply_stopped = true;
+                        break;
+                    }
+                };
                 let (o, e) = out_files(&dir, "destroy");
-                let d = measure::run(
+                let d = match measure::run_limited(
                     terraform_cmd(bin, &dir, &cli_config).args([
                         "destroy",
                         "-auto-approve",
@@ -426,8 +437,16 @@ fn terraform(bin: &Path, plan: &Plan, work: &Path) -> Result<Vec<report::TfCase>
                     ]),
                     &o,
                     &e,
+                    Some(TF_LIMIT),
                 )
-                .context("terraform destroy")?;
+                .context("terraform destroy")?
+                {
+                    measure::Run::Done(d) => d,
+                    measure::Run::Stopped(d) => {
+                        case.destroy_stopped = true;
+                        d
+                    }
+                };
                 eprintln!(
                     "    {:<8} {:>6} resources  run {}: apply {:>9}  destroy {:>9}",
                     shape.name(),
@@ -438,7 +457,7 @@ fn terraform(bin: &Path, plan: &Plan, work: &Path) -> Result<Vec<report::TfCase>
                 );
                 case.apply.push(a);
                 case.destroy.push(d);
-                if a.wall + d.wall > SLOW_RUN {
+                if a.wall + d.wall > SLOW_RUN || case.destroy_stopped {
                     break;
                 }
             }
@@ -586,8 +605,6 @@ pub fn run(args: &[String]) -> Result<()> {
             create_ms: CREATE_MS,
             ready_ms: READY_MS,
             sim_max_instances: SIM_MAX_INSTANCES,
-            poll_first_ms: POLL_FIRST_MS,
-            poll_cap_ms: POLL_CAP_MS,
         },
     };
     let doc = r.doc();

@@ -465,3 +465,131 @@ fn every_corpus_tutorial_validates_unchanged() {
         corpus.display()
     );
 }
+
+#[test]
+fn plugins_list_and_inspect_show_what_each_plugin_is_and_may_do() {
+    let o = sim();
+    let list = o.run(["plugins", "list"]).ok();
+    for want in ["sim", "basic", "resource-handler", "health-checker"] {
+        assert!(list.stdout.contains(want), "{want}:\n{}", list.stdout);
+    }
+    let v = json(&o.run(["plugins", "list", "--output", "json"]).ok());
+    let all = v
+        .as_array()
+        .or_else(|| v["plugins"].as_array())
+        .unwrap_or_else(|| panic!("{v}"));
+    let sim = all
+        .iter()
+        .find(|p| p["name"] == "sim")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        sim["abi"].as_str().is_some_and(|a| a.contains("0.1.0")),
+        "{sim}"
+    );
+    assert_eq!(
+        sim["digest"].as_str().map(str::len),
+        Some(64 + "sha256:".len()),
+        "{sim}"
+    );
+
+    let text = o.run(["plugins", "inspect", "basic"]).ok();
+    for want in [
+        "basic",
+        "health-checker",
+        "ping",
+        "ports",
+        "urls",
+        "mysqldbs",
+        "sha256:",
+    ] {
+        assert!(text.stdout.contains(want), "{want}:\n{}", text.stdout);
+    }
+    let inspect = json(
+        &o.run(["plugins", "inspect", "sim", "--output", "json"])
+            .ok(),
+    );
+    let schema = &inspect["types"][0]["schema"];
+    assert!(
+        schema["properties"]["create_ms"].is_object(),
+        "the section schema is shown: {inspect}"
+    );
+    let missing = o
+        .run(["plugins", "inspect", "no-such-plugin"])
+        .expect_code(1);
+    assert!(
+        missing.stderr.contains("no-such-plugin"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn node_definitions_and_state_come_from_the_flags_too() {
+    let o = sim();
+    let d = Desc::new(INFRA, NODES);
+    // Node definitions elsewhere than beside the description, named with --nodes.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let defs = elsewhere.path().join("defs.yaml");
+    std::fs::rename(d.nodes(), &defs).unwrap();
+    let missing = o.run([Path::new("validate"), &d.infra()]).expect_code(1);
+    assert!(missing.stderr.contains("node_def"), "{}", missing.stderr);
+    o.run([
+        Path::new("validate"),
+        &d.infra(),
+        Path::new("--nodes"),
+        &defs,
+    ])
+    .ok();
+    // --state-dir wins over OCCOPUS_STATE_DIR.
+    let state = tempfile::tempdir().unwrap();
+    let build = o
+        .run([
+            Path::new("build"),
+            &d.infra(),
+            Path::new("--nodes"),
+            &defs,
+            Path::new("--state-dir"),
+            state.path(),
+        ])
+        .ok();
+    let id = build.stdout.trim().to_string();
+    assert_eq!(
+        infra_count(&o),
+        0,
+        "nothing in the environment's state directory"
+    );
+    assert!(state.path().join("infras").join(&id).is_dir());
+    o.run([
+        Path::new("destroy"),
+        Path::new(&id),
+        Path::new("--state-dir"),
+        state.path(),
+    ])
+    .ok();
+}
+
+#[test]
+fn occopus_import_under_its_own_name_stores_node_definitions() {
+    let o = sim();
+    let d = Desc::new(INFRA, NODES);
+    let links = tempfile::tempdir().unwrap();
+    let import = links.path().join("occopus-import");
+    std::os::unix::fs::symlink(occopus_tests::occopus_bin(), &import).unwrap();
+    let c = o.command();
+    let out = std::process::Command::new(&import)
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .arg(d.nodes())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(d.dir.path().join("nodes")).unwrap();
+    let v = o.run([Path::new("validate"), &d.infra()]).ok();
+    assert!(v.stdout.contains("is valid"), "{}", v.stdout);
+}

@@ -283,7 +283,11 @@ async fn steps(
                 });
             }
             _ => {
-                tokio::time::sleep(poll.delay(attempt)).await;
+                // The plugin's hint, where it gives one, replaces the backoff.
+                let delay = st
+                    .poll_after_ms
+                    .map_or_else(|| poll.delay(attempt), Duration::from_millis);
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
         }

@@ -313,3 +313,27 @@ fn engine_futures_can_be_spawned() {
     is_send(&env.engine.status(&id, Arc::new(NoCredentials)));
     is_send(&env.engine.plan(&desc, None));
 }
+
+/// A plugin's `poll_after_ms` hint replaces the engine's backoff: ten pending polls with
+/// a 2 ms hint take milliseconds, where the default backoff (25 ms, doubling) would take
+/// more than 25 s.
+#[tokio::test]
+async fn the_plugins_poll_hint_replaces_the_backoff() {
+    let env = Env::with_options(occopus_engine::EngineOptions {
+        event_capacity: 1 << 16,
+        ..occopus_engine::EngineOptions::default()
+    });
+    let n = node("web", 1, 1);
+    env.cloud.set(
+        "web",
+        Behaviour {
+            pending_polls: 10,
+            poll_after_ms: Some(2),
+            ..Behaviour::default()
+        },
+    );
+    let t = std::time::Instant::now();
+    env.build(&infra(vec![n], &[])).await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(env.cloud.calls_of("state", "web").len() >= 11);
+}

@@ -164,6 +164,10 @@ pub struct ResourceState {
     pub status: NodeStatus,
     /// Why (e.g. the cloud's state reason, an exit code and log tail).
     pub message: Option<String>,
+    /// The plugin's hint: ask again after this many milliseconds (instead of the
+    /// engine's own backoff). `None`: no opinion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_after_ms: Option<u64>,
 }
 
 /// Occopus resource-handler contract (create / drop / state / address / ip / cost), plus

@@ -237,7 +237,7 @@ impl ResourceHandler for LoadedPlugin {
     async fn state(&self, inst: &InstanceRef) -> Result<ResourceState, PluginError> {
         let w = Self::instance_ref(inst);
         let max = self.max_output();
-        let r: Wit<wrh::ResourceState> = self
+        let (r, poll_after_ms): (Wit<wrh::ResourceState>, Option<u64>) = self
             .pool
             .call(
                 "state",
@@ -245,13 +245,13 @@ impl ResourceHandler for LoadedPlugin {
                 Some(inst.node.clone()),
                 move |s, b| {
                     Box::pin(async move {
-                        let r = b.resource_handler()?.call_state(s, &w).await?;
+                        let r = b.resource_handler()?.call_state(&mut *s, &w).await?;
                         bound(
                             result_size(&r, |st| st.message.as_ref().map_or(0, String::len)),
                             max,
                             "state",
                         )?;
-                        Ok(r)
+                        Ok((r, s.data().call.poll_after_ms))
                     })
                 },
             )
@@ -260,6 +260,7 @@ impl ResourceHandler for LoadedPlugin {
         Ok(ResourceState {
             status: status_from_wit(st.status),
             message: st.message,
+            poll_after_ms,
         })
     }
 

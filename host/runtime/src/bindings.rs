@@ -17,6 +17,7 @@ pub mod host_api {
         imports: {
             "occopus:plugin/log.log": trappable,
             "occopus:plugin/clock.now-unix-ms": trappable,
+            "occopus:plugin/clock.poll-after": trappable,
             default: async | trappable,
         },
     });

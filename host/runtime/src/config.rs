@@ -48,12 +48,26 @@ pub struct RuntimeConfig {
     /// Defaults for every plugin.
     pub limits: Limits,
     /// Size of the engine's instance pool: how many plugin instances may be alive at once
-    /// across all plugins (idle pooled ones included).
+    /// across all plugins (idle pooled ones included). Grown to fit the `plugins:` grants'
+    /// `max_instances` (see [`RuntimeConfig::pool_size`]).
     pub max_live_instances: u32,
     /// Grant every plugin everything its metadata requests. For test harnesses only; it
     /// cannot be set from a configuration file.
     #[serde(skip)]
     pub grant_all_requested: bool,
+}
+
+impl RuntimeConfig {
+    /// Live instances the engine's pool is sized for: `max_live_instances`, or more when
+    /// the operator granted plugins more concurrent calls than that in total (each call in
+    /// flight holds an instance), so that a grant is never silently capped by the pool.
+    pub fn pool_size(&self) -> u32 {
+        let granted: usize = self.plugins.values().filter_map(|g| g.max_instances).sum();
+        // Room for the other plugins at their default concurrency.
+        let wanted = granted.saturating_add(4 * self.limits.max_instances);
+        self.max_live_instances
+            .max(u32::try_from(wanted).unwrap_or(u32::MAX))
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -226,6 +240,20 @@ impl PluginLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_grows_to_fit_the_grants() {
+        let mut c = RuntimeConfig::default();
+        assert_eq!(c.pool_size(), 256);
+        c.plugins.insert(
+            "sim".into(),
+            PluginGrant {
+                max_instances: Some(1024),
+                ..PluginGrant::default()
+            },
+        );
+        assert_eq!(c.pool_size(), 1024 + 4 * 8);
+    }
 
     #[test]
     fn grants_override_defaults() {

@@ -142,7 +142,7 @@ impl Runtime {
         config: RuntimeConfig,
         services: Arc<dyn HostServices>,
     ) -> Result<Self, RuntimeError> {
-        let engine = engine::build_engine(config.max_live_instances)
+        let engine = engine::build_engine(config.pool_size())
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         engine::start_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;

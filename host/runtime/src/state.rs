@@ -77,6 +77,8 @@ pub(crate) struct CallState {
     pub log_lines: u32,
     /// The host import the guest is blocked in, for timeout messages.
     pub in_host_call: Option<&'static str>,
+    /// The plugin's `clock.poll-after` hint of this call, milliseconds (bounded).
+    pub poll_after_ms: Option<u64>,
 }
 
 impl CallState {
@@ -158,6 +160,7 @@ impl PluginState {
                 budget: Duration::ZERO,
                 log_lines: 0,
                 in_host_call: None,
+                poll_after_ms: None,
             },
             shared,
             stderr,
@@ -188,6 +191,7 @@ impl PluginState {
             budget,
             log_lines: 0,
             in_host_call: None,
+            poll_after_ms: None,
         };
     }
 

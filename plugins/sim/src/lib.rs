@@ -74,7 +74,14 @@ impl ResourceHandler for Sim {
     }
 
     fn state(&self, inst: &InstanceRef) -> Result<ResourceState> {
-        Ok(sim::state(&instance(inst)?, occopus_sdk::clock::now_ms()))
+        let inst = instance(inst)?;
+        let now = occopus_sdk::clock::now_ms();
+        // The simulator knows when the instance will be ready: tell the host, so that
+        // readiness is noticed when it happens, not at the next step of a backoff.
+        if let Some(ms) = sim::ready_in(&inst, now) {
+            occopus_sdk::clock::poll_after_ms(ms);
+        }
+        Ok(sim::state(&inst, now))
     }
 
     fn addresses(&self, inst: &InstanceRef) -> Result<Addresses> {

@@ -183,6 +183,12 @@ pub fn find(s: &SimSection, node: &NodeContext) -> Option<Instance> {
 }
 
 /// `state`: a pure function of the instance data and the time.
+/// Milliseconds until a pending instance is ready (`None` once it is).
+pub fn ready_in(inst: &Instance, now_ms: u64) -> Option<u64> {
+    let ready_at = inst.created_ms.saturating_add(inst.ready_after_ms);
+    (now_ms < ready_at).then(|| ready_at - now_ms)
+}
+
 pub fn state(inst: &Instance, now_ms: u64) -> ResourceState {
     let ready_at = inst.created_ms.saturating_add(inst.ready_after_ms);
     if now_ms < ready_at {

@@ -121,18 +121,6 @@ pub fn latencies(n: usize, seed: u64, create: [u64; 2], ready: [u64; 2]) -> Vec<
         .collect()
 }
 
-/// The time after creation at which the engine notices an instance that becomes ready
-/// `ready_ms` after creation, when it polls at once and then after delays `first`,
-/// `2·first`, ... capped at `cap` (the engine's health-poll backoff).
-pub fn noticed_at(ready_ms: u64, first: u64, cap: u64) -> u64 {
-    let (mut t, mut delay) = (0u64, first);
-    while t < ready_ms {
-        t += delay;
-        delay = (delay * 2).min(cap);
-    }
-    t
-}
-
 /// The name of node `i` (valid as an Occopus node name and a Terraform resource name).
 pub fn node_name(i: usize) -> String {
     format!("n{i}")
@@ -252,17 +240,6 @@ mod tests {
         // Both ends of the range are reachable and the spread is not degenerate.
         let creates: std::collections::BTreeSet<u64> = a.iter().map(|l| l.create_ms).collect();
         assert!(creates.len() > 100, "{}", creates.len());
-    }
-
-    #[test]
-    fn poll_schedule_notices_at_the_first_poll_after_ready() {
-        assert_eq!(noticed_at(0, 25, 2000), 0);
-        assert_eq!(noticed_at(20, 25, 2000), 25);
-        assert_eq!(noticed_at(25, 25, 2000), 25);
-        assert_eq!(noticed_at(26, 25, 2000), 75);
-        assert_eq!(noticed_at(100, 25, 2000), 175);
-        // 25+50+...+1600 = 3175, then the cap: 5175.
-        assert_eq!(noticed_at(4000, 25, 2000), 5175);
     }
 
     #[test]

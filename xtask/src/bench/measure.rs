@@ -27,6 +27,27 @@ fn timeval(t: libc::timeval) -> Duration {
 /// Run `cmd` with stdout and stderr written to the given files and measure it. Fails
 /// (quoting the end of stderr) if the child does not exit with status 0.
 pub fn run(cmd: &mut Command, stdout: &Path, stderr: &Path) -> Result<Sample> {
+    match run_limited(cmd, stdout, stderr, None)? {
+        Run::Done(s) => Ok(s),
+        Run::Stopped(_) => unreachable!("no limit"),
+    }
+}
+
+/// How a limited run ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Run {
+    Done(Sample),
+    /// Still running at the limit, then killed; its wall time so far (a lower bound).
+    Stopped(Sample),
+}
+
+/// [`run`], killing the child (SIGKILL) if it is still running after `limit`.
+pub fn run_limited(
+    cmd: &mut Command,
+    stdout: &Path,
+    stderr: &Path,
+    limit: Option<Duration>,
+) -> Result<Run> {
     let out = File::create(stdout).with_context(|| format!("creating {}", stdout.display()))?;
     let err = File::create(stderr).with_context(|| format!("creating {}", stderr.display()))?;
     cmd.stdin(Stdio::null())
@@ -40,12 +61,29 @@ pub fn run(cmd: &mut Command, stdout: &Path, stderr: &Path) -> Result<Sample> {
     let mut status: libc::c_int = 0;
     // SAFETY: all-zero is a valid `rusage` (plain integers and timevals).
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut stopped = false;
     loop {
+        let flags = if limit.is_some() && !stopped {
+            libc::WNOHANG
+        } else {
+            0
+        };
         // SAFETY: `pid` is our own unreaped child (std never waits for it: we do not call
         // `wait` on `child`), and both out-pointers point to live, writable locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
         if r == pid {
             break;
+        }
+        if r == 0 {
+            // Still running (WNOHANG).
+            if limit.is_some_and(|l| start.elapsed() >= l) {
+                // SAFETY: signalling our own unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                stopped = true;
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            continue;
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
@@ -54,6 +92,15 @@ pub fn run(cmd: &mut Command, stdout: &Path, stderr: &Path) -> Result<Sample> {
     }
     let wall = start.elapsed();
     drop(child);
+    let sample = Sample {
+        wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        // Linux reports ru_maxrss in KiB.
+        max_rss_kib: usage.ru_maxrss.max(0) as u64,
+    };
+    if stopped {
+        return Ok(Run::Stopped(sample));
+    }
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     if !ok {
         let text = std::fs::read_to_string(stderr).unwrap_or_default();
@@ -71,12 +118,7 @@ pub fn run(cmd: &mut Command, stdout: &Path, stderr: &Path) -> Result<Sample> {
             cmd.get_program()
         );
     }
-    Ok(Sample {
-        wall,
-        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        max_rss_kib: usage.ru_maxrss.max(0) as u64,
-    })
+    Ok(Run::Done(sample))
 }
 
 /// Median, minimum and maximum of some values.
@@ -148,5 +190,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("broken"), "{err:#}");
+        let t = Instant::now();
+        let stopped = run_limited(
+            Command::new("sleep").arg("30"),
+            &o,
+            &e,
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap();
+        assert!(matches!(stopped, Run::Stopped(s) if s.wall >= Duration::from_millis(200)));
+        assert!(t.elapsed() < Duration::from_secs(10));
     }
 }

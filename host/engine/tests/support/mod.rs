@@ -48,6 +48,8 @@ pub struct Behaviour {
     /// With `resource_fails`: only after this many `state()` polls (the service starts,
     /// then dies).
     pub fails_after_polls: u32,
+    /// The `poll_after_ms` hint `state()` gives.
+    pub poll_after_ms: Option<u64>,
     /// Errors `create` returns before it succeeds (popped one per call).
     pub create_errors: Vec<PluginError>,
     /// Health: `None` ready; `Some(n)` pending n times then ready; `u32::MAX` never.
@@ -264,17 +266,20 @@ impl ResourceHandler for FakeResources {
                 return Ok(ResourceState {
                     status: NodeStatus::Failed,
                     message: Some(m),
+                    poll_after_ms: None,
                 });
             }
             return Ok(ResourceState {
                 status: NodeStatus::Ready,
                 message: None,
+                poll_after_ms: None,
             });
         }
         let Some(r) = res.get_mut(inst.node.node_id.as_str()).filter(|r| r.alive) else {
             return Ok(ResourceState {
                 status: NodeStatus::Shutdown,
                 message: Some("gone".into()),
+                poll_after_ms: None,
             });
         };
         r.polls += 1;
@@ -286,6 +291,7 @@ impl ResourceHandler for FakeResources {
         Ok(ResourceState {
             status,
             message: None,
+            poll_after_ms: b.poll_after_ms,
         })
     }
     async fn addresses(&self, inst: &InstanceRef) -> Result<Addresses, PluginError> {

@@ -212,3 +212,48 @@ async fn concurrency_limit_queues_calls() {
         start.elapsed()
     );
 }
+
+/// A plugin has no filesystem, no environment, no arguments and no sockets of its own:
+/// every attempt fails or comes back empty, even towards a listener on this machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_no_files_no_environment_and_no_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let (rt, _dir) = load(&["snoop"]).await;
+    let snoop = rt.resource_handler("fixture-snoop").unwrap();
+    let out = snoop
+        .create(&create(
+            "fixture-snoop",
+            json!({"connect": format!("127.0.0.1:{port}")}),
+        ))
+        .await
+        .expect("create returns its report");
+    for key in [
+        "read_passwd",
+        "read_relative",
+        "list_root",
+        "write_tmp",
+        "env_home",
+        "tcp_connect",
+    ] {
+        let v = out[key].as_str().unwrap_or_else(|| panic!("{key}: {out}"));
+        assert!(v.starts_with("error: "), "{key} must fail: {v}");
+    }
+    assert_eq!(out["env_vars"], 0, "{out}");
+    // WASI's working directory is a name inside the (empty) sandbox, never the host's.
+    let host_cwd = std::env::current_dir().unwrap().display().to_string();
+    assert!(
+        !out["cwd"].as_str().unwrap_or("").contains(&host_cwd),
+        "{out}"
+    );
+    assert_eq!(out["args"], 0, "{out}");
+    assert!(
+        !std::path::Path::new("/tmp/occopus-snoop").exists(),
+        "nothing written on the host"
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no connection reached the listener"
+    );
+}

@@ -375,3 +375,156 @@ async fn the_multi_cloud_example_puts_one_node_type_on_ec2_and_on_this_machine()
     destroy(o, &t, &id).await;
     assert_all_gone(&emu, &id, 1).await;
 }
+
+/// A dependency chain `db <- app <- web` on EC2: `occopus build` is killed (SIGKILL, as a
+/// crash) right after its first RunInstances, and `build -i ID` finishes the job with
+/// exactly one instance per node, each dependent's cloud-init carrying its dependee's
+/// private address.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_killed_after_run_instances_resumes_with_one_instance_per_node() {
+    use std::io::BufRead;
+    let Some(emu) = emulator() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
+    let infra = dir.path().join("infra.yaml");
+    std::fs::write(
+        &infra,
+        "infra_name: ec2-chain\nuser_id: tester\nnodes:\n  - &DB { name: db, type: vm }\n  \
+         - &APP { name: app, type: vm }\n  - &WEB { name: web, type: vm }\n\
+         dependencies:\n  - [*APP, *DB]\n  - [*WEB, *APP]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("nodes/node_definitions.yaml"),
+        format!(
+            "'node_def:vm':\n  - resource:\n      type: ec2\n      endpoint: {}\n      \
+             regionname: {}\n      image_id: ami-12345678\n      instance_type: t2.micro\n      \
+             tags: {{ suite: chain }}\n    contextualisation:\n      type: cloudinit\n      \
+             context_template: |\n        #cloud-config\n        runcmd:\n          \
+             - echo \"{{{{ name }}}} upstream={{% if name == 'app' %}}{{{{ getprivip('db') }}}}\
+             {{% elif name == 'web' %}}{{{{ getprivip('app') }}}}{{% endif %}}\"\n    \
+             health_check:\n      ping: false\n",
+            emu.endpoint, emu.region
+        ),
+    )
+    .unwrap();
+    let auth = dir.path().join("auth_data.yaml");
+    std::fs::write(
+        &auth,
+        format!(
+            "resource:\n  - type: ec2\n    auth_data:\n      accesskey: {}\n      secretkey: {}\n",
+            emu.access_key, emu.secret_key
+        ),
+    )
+    .unwrap();
+    let o = cli();
+
+    // The first build, killed as soon as the emulator holds its first instance.
+    let mut child = o
+        .occ
+        .command()
+        .arg("build")
+        .arg(&infra)
+        .arg("--auth-data")
+        .arg(&auth)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let id = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("build announces its infrastructure id");
+        if let Some(id) = line.strip_prefix("building infrastructure ") {
+            break id.trim().to_string();
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let at_kill = loop {
+        let seen = emu.instances_tagged("occopus:infra-id", &id).await;
+        if !seen.is_empty() {
+            break seen;
+        }
+        assert!(std::time::Instant::now() < deadline, "no RunInstances");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the build finished before it could be killed"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(at_kill.len() < 3, "killed mid-way: {at_kill:?}");
+
+    // A new process resumes the same infrastructure.
+    let (occ, infra2, auth2, id2) = (o, infra.clone(), auth.clone(), id.clone());
+    let (o, r) = tokio::task::spawn_blocking(move || {
+        let r = occ.occ.run([
+            Path::new("build"),
+            &infra2,
+            Path::new("-i"),
+            Path::new(&id2),
+            Path::new("--auth-data"),
+            &auth2,
+        ]);
+        (occ, r)
+    })
+    .await
+    .unwrap();
+    let r = r.ok();
+    assert_eq!(r.stdout.trim(), id, "{}", r.stderr);
+
+    let all = emu.instances_tagged("occopus:infra-id", &id).await;
+    let mut names: Vec<&str> = all
+        .iter()
+        .map(|i| i.tag("occopus:node-name").unwrap_or("?"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["app", "db", "web"],
+        "one instance per node: {all:?}"
+    );
+    for i in &all {
+        assert_eq!(i.state, "running", "{i:?}");
+        assert_eq!(i.tag("suite"), Some("chain"), "{i:?}");
+        assert_eq!(
+            i.tag("occopus:node-id").map(str::len),
+            Some(36),
+            "tagged with its node id: {i:?}"
+        );
+    }
+    let by = |n: &str| {
+        all.iter()
+            .find(|i| i.tag("occopus:node-name") == Some(n))
+            .unwrap()
+    };
+    let app_ud = emu.user_data(&by("app").id).await.expect("user data");
+    assert!(
+        app_ud.starts_with("#cloud-config")
+            && app_ud.contains(&format!("app upstream={}", by("db").private_ip)),
+        "{app_ud}"
+    );
+    let web_ud = emu.user_data(&by("web").id).await.expect("user data");
+    assert!(
+        web_ud.contains(&format!("web upstream={}", by("app").private_ip)),
+        "{web_ud}"
+    );
+
+    let t = Tutorial {
+        dir,
+        infra: infra.clone(),
+    };
+    destroy(o, &t, &id).await;
+    assert_all_gone(&emu, &id, 3).await;
+}
