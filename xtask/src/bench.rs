@@ -55,7 +55,7 @@ const SLOW_RUN: Duration = Duration::from_secs(20);
 /// A `terraform apply` or `destroy` still running after this long is stopped and reported
 /// as "more than" this (a lower bound): Terraform's cost grows faster than linearly with
 /// a long dependency chain, and one such run would otherwise take most of the budget.
-const TF_LIMIT: Duration = Duration::from_secs(60);
+const TF_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -331,6 +331,7 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
                 critical_ms: g.critical_path(&weight),
                 engine_ms,
                 wall: sample.wall,
+                cpu: sample.cpu,
             };
             eprintln!(
                 "    {:<8} {:>6} nodes: critical path {} ms, makespan {:.0} ms, ratio {:.3}",

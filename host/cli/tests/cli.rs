@@ -273,10 +273,24 @@ fn bad_input_gets_one_clear_message_and_exit_code_1() {
     );
     let r = o.run([Path::new("build"), &d.infra()]).expect_code(1);
     assert!(r.stderr.contains("cache"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
 
-    // An unreadable file.
+    // Files that cannot be read: missing, a directory, not text.
     let r = o.run(["build", "/nonexistent/infra.yaml"]).expect_code(1);
     assert!(r.stderr.contains("/nonexistent/infra.yaml"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
+    let r = o.run([Path::new("build"), d.dir.path()]).expect_code(1);
+    assert!(
+        r.stderr.contains(&*d.dir.path().to_string_lossy()),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
+    let binary = d.dir.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80, b'\n']).unwrap();
+    let r = o.run([Path::new("build"), &binary]).expect_code(1);
+    assert!(r.stderr.contains("binary.yaml"), "{}", r.stderr);
+    assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
 
     // A plugin schema violation, caught before any call.
     let d = Desc::new(

@@ -12,10 +12,13 @@ use super::plugins::{PluginFigures, PluginTargets};
 use super::table::Table;
 use std::time::Duration;
 
-/// "A 1,000-node DAG on the simulated backend builds in well under a second."
-const TARGET_BUILD_1K_S: f64 = 1.0;
-/// "10,000 nodes in seconds" (read as: at most ten).
-const TARGET_BUILD_10K_S: f64 = 10.0;
+/// "A 1,000-node DAG on the simulated backend builds in well under a second" (brief §8),
+/// made concrete by the benchmark issue: at most 0.5 s on 2 cores...
+const TARGET_BUILD_1K_S: f64 = 0.5;
+/// ... "10,000 nodes in seconds": at most 5 s...
+const TARGET_BUILD_10K_S: f64 = 5.0;
+/// ... and at most 150 MB (10^6 bytes) peak RSS for the 10,000-node build process.
+const TARGET_RSS_10K_KIB: f64 = 150e6 / 1024.0;
 /// "Memory growing linearly and small": peak RSS grows at most this much per node
 /// between 1,000 and 10,000 nodes...
 const TARGET_RSS_PER_NODE_KIB: f64 = 16.0;
@@ -72,6 +75,8 @@ pub struct CpCase {
     pub engine_ms: f64,
     /// Wall time of the whole `occopus build` process.
     pub wall: Duration,
+    /// CPU time (user + system) of that process.
+    pub cpu: Duration,
 }
 
 impl CpCase {
@@ -188,11 +193,11 @@ impl Report {
                 None => ("not measured in this run".to_string(), None),
                 Some(w) => {
                     let s = wall(&w.build);
-                    let ok = s.median < target;
+                    let ok = s.median <= target;
                     if !ok {
                         let c = cpu(&w.build).median;
                         notes.push(format!(
-                            "**{} nodes, {}**: the build process took {} against < {}. Its CPU time was {}, so {:.0}% of the wall time was spent waiting rather than computing (state-store syncs{}).",
+                            "**{} nodes, {}**: the build process took {} against ≤ {}. Its CPU time was {}, so {:.0}% of the wall time was spent waiting rather than computing (state-store syncs{}).",
                             count(n),
                             w.shape.name(),
                             dur(s.median),
@@ -215,11 +220,31 @@ impl Report {
             };
             v.push(Verdict {
                 promise: promise.into(),
-                target: format!("< {} per build process", dur(target)),
+                target: format!("≤ {} per build process", dur(target)),
                 measured,
                 ok,
             });
         }
+
+        // Peak memory of the 10,000-node builds.
+        let big: Vec<&ScaleCase> = self.scale.iter().filter(|c| c.n == 10_000).collect();
+        let fattest = big
+            .iter()
+            .max_by(|a, b| rss(&a.build).median.total_cmp(&rss(&b.build).median));
+        v.push(Verdict {
+            promise: "10,000-node builds stay small".into(),
+            target: "≤ 150 MB peak RSS per build process".into(),
+            measured: match fattest {
+                None => "not measured in this run".into(),
+                Some(c) => format!(
+                    "largest shape {}: {} ({:.0} MB)",
+                    c.shape.name(),
+                    mib(rss(&c.build).median),
+                    rss(&c.build).median * 1024.0 / 1e6
+                ),
+            },
+            ok: fattest.map(|c| rss(&c.build).median <= TARGET_RSS_10K_KIB),
+        });
 
         // Memory: linear and small.
         let mut worst: Option<(Shape, f64, f64)> = None;
@@ -300,6 +325,19 @@ impl Report {
                 gap.max(0.0) / c.depth.max(1) as f64,
                 count(c.depth),
             );
+            // Work that cannot overlap: the CPU the build used, spread over every core.
+            let cpu_floor_ms = c.cpu.as_secs_f64() * 1e3 / self.machine.cores.max(1) as f64;
+            if gap > 0.0 && cpu_floor_ms >= 0.5 * gap {
+                note.push_str(&format!(
+                    " The build process used {} of CPU for {} nodes ({:.0} µs per node: instantiating a plugin instance per call, rendering, recording, scheduling); spread over {} cores that alone is {:.0} ms, {:.0}% of the gap. When the critical path is this short next to the total work, the makespan is bound by CPU, not by the schedule.",
+                    dur(c.cpu.as_secs_f64()),
+                    count(c.n),
+                    c.cpu.as_secs_f64() * 1e6 / c.n.max(1) as f64,
+                    self.machine.cores,
+                    cpu_floor_ms,
+                    (cpu_floor_ms / gap * 100.0).min(999.0)
+                ));
+            }
             if c.shape == Shape::FanOut && c.n > s.sim_max_instances {
                 note.push_str(&format!(
                     " Fan-out also starts {} creates at once, but the `sim` plugin sleeps inside its `create` call, so each create in flight holds one of the plugin's instances, and at most {} run at once (granted in the benchmark's operator config; the default is 8): the leaves are created in about {} waves.",
@@ -773,6 +811,7 @@ mod tests {
                 depth: 2,
                 critical_ms: 1_000,
                 engine_ms: cp_engine_ms,
+                cpu: Duration::from_millis(100),
                 wall: Duration::from_millis(1_300),
             }],
             tf: TfStatus::Ran {
@@ -801,10 +840,12 @@ mod tests {
         let r = report(400, 1_020.0);
         let (v, notes) = r.verdicts();
         let ok: Vec<Option<bool>> = v.iter().map(|v| v.ok).collect();
-        // build 1k, build 10k, memory, critical path, terraform, plugins (skipped).
+        // build 1k, build 10k, 10k peak RSS, memory, critical path, terraform, plugins
+        // (skipped).
         assert_eq!(
             ok,
             [
+                Some(true),
                 Some(true),
                 Some(true),
                 Some(true),
@@ -826,12 +867,12 @@ mod tests {
         let r = report(1_500, 1_200.0);
         let (v, notes) = r.verdicts();
         assert_eq!(v[0].ok, Some(false));
-        assert_eq!(v[3].ok, Some(false));
+        assert_eq!(v[4].ok, Some(false), "critical path");
         // Terraform 30 s vs 1.5 s build: 20×.
-        assert_eq!(v[4].ok, Some(false));
+        assert_eq!(v[5].ok, Some(false), "terraform");
         let all = notes.join("\n");
         assert!(
-            all.contains("the build process took 1.50 s against < 1.00 s"),
+            all.contains("the build process took 1.50 s against ≤ 500 ms"),
             "{all}"
         );
         assert!(
