@@ -1,5 +1,6 @@
 //! `cargo xtask demo [--destroy]`: the README's first command. Installs the wasm target if
-//! needed, builds the plugins and the `occopus` binary, deploys the embedded default example
+//! needed, builds the plugins and the `occopus` binary (release profile: what a user runs,
+//! and what `cargo xtask bench` measures), deploys the embedded default example
 //! (`examples/default/infra-default.yaml`, three tiers on the `local` backend) with a live
 //! progress view, shows `occopus status`, and sends one HTTP request through the front node.
 //! The example keeps running; `--destroy` removes it. Running the demo again updates the
@@ -70,17 +71,17 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("==> building the plugins (WebAssembly components)");
         build_plugins::run(&[])?;
     }
-    eprintln!("==> building occopus");
+    eprintln!("==> building occopus (release; the first time takes several minutes)");
     let ok = Command::new(cargo())
         .current_dir(&ws.root)
-        .args(["build", "--quiet", "-p", "occopus-cli"])
+        .args(["build", "--quiet", "--release", "-p", "occopus-cli"])
         .status()
         .context("running cargo build")?;
     if !ok.success() {
         bail!("building occopus failed");
     }
     let occ = Occ {
-        bin: ws.target_dir.join("debug/occopus"),
+        bin: ws.target_dir.join("release/occopus"),
         state: ws.target_dir.join("demo/state"),
         plugins: ws.target_dir.join("plugins"),
         root: ws.root.clone(),

@@ -389,23 +389,30 @@ async fn a_chain_killed_after_run_instances_resumes_with_one_instance_per_node()
     let infra = dir.path().join("infra.yaml");
     std::fs::write(
         &infra,
-        "infra_name: ec2-chain\nuser_id: tester\nnodes:\n  - &DB { name: db, type: vm }\n  \
-         - &APP { name: app, type: vm }\n  - &WEB { name: web, type: vm }\n\
+        "infra_name: ec2-chain\nuser_id: tester\nnodes:\n  - &DB { name: db, type: db_vm }\n  \
+         - &APP { name: app, type: app_vm }\n  - &WEB { name: web, type: web_vm }\n\
          dependencies:\n  - [*APP, *DB]\n  - [*WEB, *APP]\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("nodes/node_definitions.yaml"),
+    // One node type per node: each template reads only its own dependee's address.
+    let def = |ty: &str, upstream: &str| {
         format!(
-            "'node_def:vm':\n  - resource:\n      type: ec2\n      endpoint: {}\n      \
+            "'node_def:{ty}':\n  - resource:\n      type: ec2\n      endpoint: {}\n      \
              regionname: {}\n      image_id: ami-12345678\n      instance_type: t2.micro\n      \
              tags: {{ suite: chain }}\n    contextualisation:\n      type: cloudinit\n      \
              context_template: |\n        #cloud-config\n        runcmd:\n          \
-             - echo \"{{{{ name }}}} upstream={{% if name == 'app' %}}{{{{ getprivip('db') }}}}\
-             {{% elif name == 'web' %}}{{{{ getprivip('app') }}}}{{% endif %}}\"\n    \
-             health_check:\n      ping: false\n",
+             - echo \"{{{{ name }}}} upstream={upstream}\"\n    health_check:\n      ping: false\n",
             emu.endpoint, emu.region
-        ),
+        )
+    };
+    std::fs::write(
+        dir.path().join("nodes/node_definitions.yaml"),
+        [
+            def("db_vm", "none"),
+            def("app_vm", "{{ getprivip('db') }}"),
+            def("web_vm", "{{ getprivip('app') }}"),
+        ]
+        .concat(),
     )
     .unwrap();
     let auth = dir.path().join("auth_data.yaml");
@@ -441,13 +448,20 @@ async fn a_chain_killed_after_run_instances_resumes_with_one_instance_per_node()
             let _ = tx.send(line);
         }
     });
+    let mut seen = Vec::new();
     let id = loop {
         let line = rx
             .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("build announces its infrastructure id");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "build announces its infrastructure id ({e}); it printed:\n{}",
+                    seen.join("\n")
+                )
+            });
         if let Some(id) = line.strip_prefix("building infrastructure ") {
             break id.trim().to_string();
         }
+        seen.push(line);
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let at_kill = loop {
