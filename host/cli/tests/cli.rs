@@ -353,51 +353,51 @@ fn imported_node_definitions_serve_later_builds() {
     assert!(v.stdout.contains("is valid"), "{}", v.stdout);
 }
 
-#[test]
-fn occopus_command_names_work_under_a_symlink() {
-    let o = sim();
-    let d = Desc::new(INFRA, NODES);
-    let links = tempfile::tempdir().unwrap();
-    let build = links.path().join("occopus-build");
-    let destroy = links.path().join("occopus-destroy");
-    std::os::unix::fs::symlink(occopus_tests::occopus_bin(), &build).unwrap();
-    std::os::unix::fs::symlink(occopus_tests::occopus_bin(), &destroy).unwrap();
-    // The Occopus names take no --plugin-dir: use the environment.
+/// Run the binary under an Occopus 1.10 command name (a symlink `name` in `links`) with
+/// `o`'s environment; those names take no `--plugin-dir`, so the plugins come from
+/// `OCCOPUS_PLUGIN_PATH`. Panics unless it succeeds; returns its stdout.
+fn run_as(o: &Occopus, links: &Path, name: &str, args: &[&std::ffi::OsStr]) -> String {
+    let link = links.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(occopus_tests::occopus_bin(), &link).unwrap();
+    }
     let c = o.command();
     let dirs: Vec<String> = o
         .plugin_dirs
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let out = std::process::Command::new(&build)
+    let out = std::process::Command::new(&link)
         .envs(
             c.get_envs()
                 .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
         )
         .env("OCCOPUS_PLUGIN_PATH", dirs.join(":"))
-        .arg(d.infra())
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn occopus_command_names_work_under_a_symlink() {
+    let o = sim();
+    let d = Desc::new(INFRA, NODES);
+    let links = tempfile::tempdir().unwrap();
+    let id = run_as(&o, links.path(), "occopus-build", &[d.infra().as_os_str()])
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 36);
-    let out = std::process::Command::new(&destroy)
-        .envs(
-            c.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env("OCCOPUS_PLUGIN_PATH", dirs.join(":"))
-        .args(["-i", &id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_as(
+        &o,
+        links.path(),
+        "occopus-destroy",
+        &["-i".as_ref(), id.as_ref()],
     );
     assert_eq!(infra_count(&o), 0);
 }
@@ -587,22 +587,7 @@ fn occopus_import_under_its_own_name_stores_node_definitions() {
     let o = sim();
     let d = Desc::new(INFRA, NODES);
     let links = tempfile::tempdir().unwrap();
-    let import = links.path().join("occopus-import");
-    std::os::unix::fs::symlink(occopus_tests::occopus_bin(), &import).unwrap();
-    let c = o.command();
-    let out = std::process::Command::new(&import)
-        .envs(
-            c.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .arg(d.nodes())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_as(&o, links.path(), "occopus-import", &[d.nodes().as_os_str()]);
     std::fs::remove_dir_all(d.dir.path().join("nodes")).unwrap();
     let v = o.run([Path::new("validate"), &d.infra()]).ok();
     assert!(v.stdout.contains("is valid"), "{}", v.stdout);
