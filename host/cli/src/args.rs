@@ -162,6 +162,9 @@ pub struct DestroyArgs {
         value_name = "ID"
     )]
     pub infra_id_flag: Option<String>,
+    /// An infrastructure that is not there (already destroyed, never built) is success
+    #[arg(long)]
+    pub missing_ok: bool,
 }
 
 impl DestroyArgs {
@@ -338,6 +341,7 @@ pub fn parse_from(args: Vec<std::ffi::OsString>) -> Cli {
                 command: Command::Destroy(DestroyArgs {
                     infra_id: Some(a.infra_id),
                     infra_id_flag: None,
+                    missing_ok: false,
                 }),
             }
         }

@@ -239,7 +239,20 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             };
             let id = InfraId::new(id);
             let occ = open(g, "destroy", true).await?;
-            let recorded = occ.status_nodes(&id).await?;
+            let recorded = match occ.status_nodes(&id).await {
+                Err(e @ Error::Engine(occopus::EngineError::NotFound(_))) if d.missing_ok => {
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"infra_id": id.as_str(), "dropped": 0, "missing": true})
+                        );
+                    } else if !g.quiet {
+                        eprintln!("nothing to destroy: {e}");
+                    }
+                    return Ok(0);
+                }
+                other => other?,
+            };
             let report =
                 with_progress(g, &occ, &recorded, "destroying", occ.destroy(&id, false)).await?;
             if json {

@@ -400,6 +400,11 @@ fn occopus_command_names_work_under_a_symlink() {
         &["-i".as_ref(), id.as_ref()],
     );
     assert_eq!(infra_count(&o), 0);
+    // Destroying it again: an unknown infrastructure, unless --missing-ok.
+    let again = o.run(["destroy", &id]).expect_code(1);
+    assert!(again.stderr.contains(&id), "{}", again.stderr);
+    let ok = o.run(["destroy", &id, "--missing-ok"]).ok();
+    assert!(ok.stderr.contains("nothing to destroy"), "{}", ok.stderr);
 }
 
 #[test]
