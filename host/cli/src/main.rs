@@ -495,32 +495,45 @@ async fn with_progress<T>(
     let mut progress = Progress::new(mode, nodes);
     let verb = verb.to_string();
     let quiet = g.quiet || mode == Mode::Json;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let renderer = tokio::spawn(async move {
         let mut announced = false;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut take = |progress: &mut Progress, e: Event| {
+            if !announced && !quiet {
+                announced = true;
+                eprintln!("{verb} infrastructure {}", e.infra_id);
+            }
+            progress.event(&e);
+        };
         loop {
             tokio::select! {
                 r = rx.recv() => match r {
                     Ok(e) => {
-                        let e: Event = e;
-                        if !announced && !quiet {
-                            announced = true;
-                            eprintln!("{verb} infrastructure {}", e.infra_id);
+                        take(&mut progress, e);
+                        // Take what else has arrived before writing it out.
+                        while let Ok(e) = rx.try_recv() {
+                            take(&mut progress, e);
                         }
-                        progress.event(&e);
+                        progress.flush();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => progress.tick(),
+                _ = &mut stopped => {
+                    // The operation is over: everything it emitted is in the channel.
+                    while let Ok(e) = rx.try_recv() {
+                        take(&mut progress, e);
+                    }
+                    break;
+                }
             }
         }
         progress
     });
     let result = op.await;
-    // Let the renderer drain what was sent, then stop it.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    renderer.abort();
+    let _ = stop.send(());
     if let Ok(mut p) = renderer.await {
         p.finish();
     }

@@ -6,7 +6,7 @@
 
 use occopus_model::event::{Event, EventKind};
 use occopus_model::{NodeId, NodeName};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,8 @@ struct Row {
 pub struct Progress {
     mode: Mode,
     rows: Vec<Row>,
+    /// Row of each node name (events arrive by name; O(1) per event at any size).
+    index: HashMap<NodeName, usize>,
     start: Instant,
     drawn: usize,
     last_draw: Option<Instant>,
@@ -82,7 +84,7 @@ impl Progress {
             mode,
             nodes,
             Box::new(std::io::stderr()),
-            Box::new(std::io::stdout()),
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
         )
     }
 
@@ -92,8 +94,7 @@ impl Progress {
         out: Box<dyn Write + Send>,
         json_out: Box<dyn Write + Send>,
     ) -> Self {
-        let now = Instant::now();
-        let rows = nodes
+        let rows: Vec<Row> = nodes
             .iter()
             .map(|n| Row {
                 name: n.clone(),
@@ -102,10 +103,15 @@ impl Progress {
                 detail: String::new(),
             })
             .collect();
-        let _ = now;
+        let index = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
         Self {
             mode,
             rows,
+            index,
             start: Instant::now(),
             drawn: 0,
             last_draw: None,
@@ -116,9 +122,10 @@ impl Progress {
     }
 
     fn row(&mut self, name: &NodeName) -> &mut Row {
-        if let Some(i) = self.rows.iter().position(|r| &r.name == name) {
+        if let Some(&i) = self.index.get(name) {
             return &mut self.rows[i];
         }
+        self.index.insert(name.clone(), self.rows.len());
         self.rows.push(Row {
             name: name.clone(),
             instances: BTreeMap::new(),
@@ -129,14 +136,18 @@ impl Progress {
         &mut self.rows[last]
     }
 
-    /// Take one event into account and render it.
+    /// Take one event into account and render it. JSON lines are buffered: call
+    /// [`Progress::flush`] once the events at hand are taken.
     pub fn event(&mut self, e: &Event) {
-        if self.mode == Mode::Json {
-            if let Ok(line) = serde_json::to_string(e) {
-                let _ = writeln!(self.json_out, "{line}");
-                let _ = self.json_out.flush();
+        match self.mode {
+            Mode::Json => {
+                if let Ok(line) = serde_json::to_string(e) {
+                    let _ = writeln!(self.json_out, "{line}");
+                }
+                return;
             }
-            return;
+            Mode::Quiet => return,
+            Mode::Live | Mode::Lines => {}
         }
         let now = Instant::now();
         let mut line: Option<String> = None;
@@ -245,11 +256,11 @@ impl Progress {
                 let due = self
                     .last_draw
                     .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(80));
+                // Failures show at once; everything else at most every 80 ms, so a
+                // large build does not redraw once per node.
                 let important = matches!(
                     e.kind,
-                    EventKind::NodeReady { .. }
-                        | EventKind::NodeFailed { .. }
-                        | EventKind::NodeSkipped { .. }
+                    EventKind::NodeFailed { .. } | EventKind::NodeSkipped { .. }
                 );
                 if due || important {
                     self.draw(now);
@@ -272,6 +283,11 @@ impl Progress {
         if !detail.is_empty() {
             e.detail = detail;
         }
+    }
+
+    /// Write out buffered JSON lines.
+    pub fn flush(&mut self) {
+        let _ = self.json_out.flush();
     }
 
     /// Redraw the live table (no-op in other modes).

@@ -6,9 +6,9 @@
 //! 4. One durable commit with the intent (`creating`) of every create of the plan and the
 //!    config-manager environments it needs; then create those environments.
 //! 5. Per-edge scheduling: a node's instances start as soon as every node it depends on
-//!    has all its instances ready; a node's instances run concurrently; a global
-//!    semaphore bounds instances in flight. O(nodes + edges): the scheduler reacts to
-//!    completions, it never polls.
+//!    has all its instances ready; every instance runs as its own task (so a build uses
+//!    every worker thread); a global semaphore bounds instances in flight. O(nodes +
+//!    edges): the scheduler reacts to completions, it never polls.
 //! 6. On the first failure: start nothing new; report the nodes downstream of it once
 //!    each (`NodeSkipped`); let in-flight instances finish; then roll back what this build
 //!    created (reverse order) unless `keep_on_failure`.
@@ -20,9 +20,7 @@ use crate::graph::NodeGraph;
 use crate::instance::{self, BuildEnv, Outcome};
 use crate::ops::OpCtx;
 use crate::{BuildOptions, BuildReport, CredentialSource, Engine, plan, render};
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
-use occopus_graph::ReadySet;
+use occopus_graph::{Dag, ReadySet};
 use occopus_model::event::EventKind;
 use occopus_model::plugin::{CmInfraRequest, PluginKind};
 use occopus_model::{
@@ -36,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 /// Routing problems found before anything is touched: every type the plan will use must
 /// have a plugin.
@@ -150,7 +149,8 @@ impl Engine {
             inner.store.put_meta(&meta).await
         };
         saved.map_err(|e| fail(e.into()))?;
-        drop(meta);
+        // The instance tasks own what they read: this copy moves to them.
+        let shared_infra = Arc::new(meta.infra);
 
         let emit = Emitter::new(inner.events.clone(), infra_id.clone());
         emit.emit(EventKind::InfraStart {
@@ -159,7 +159,7 @@ impl Engine {
             drops: plan.drops(),
         });
         let parallelism = opts.parallelism.unwrap_or(inner.opts.parallelism).max(1);
-        let sem = Semaphore::new(parallelism);
+        let sem = Arc::new(Semaphore::new(parallelism));
         let op = OpCtx {
             inner,
             infra,
@@ -303,16 +303,22 @@ impl Engine {
             return Err(stop(Vec::new(), Some(EngineError::Invalid(message))));
         }
 
-        let env = BuildEnv {
-            op,
+        let env = Arc::new(BuildEnv {
+            inner: self.inner.clone(),
+            infra: shared_infra,
+            infra_id: infra_id.clone(),
+            creds: creds.clone(),
+            emit: Emitter::new(inner.events.clone(), infra_id.clone()),
+            sem: sem.clone(),
             book,
             mappings,
             cancel: AtomicBool::new(false),
             deadline: opts.create_deadline.unwrap_or(inner.opts.create_deadline),
             parallelism,
-        };
+        });
         let sched = schedule(&env, &graph, jobs).await;
-        let op = &env.op;
+        drop(env);
+        let op = &op;
         if sched.failed.is_empty() {
             op.persist(&[])
                 .await
@@ -502,9 +508,11 @@ pub(crate) async fn finish_removal(
     Ok(())
 }
 
-/// Per-edge scheduling of the creates.
+/// Per-edge scheduling of the creates. Every instance runs as its own task (a
+/// [`JoinSet`], so dropping the build aborts them); this loop only starts tasks and reacts
+/// to their outcomes.
 async fn schedule(
-    env: &BuildEnv<'_>,
+    env: &Arc<BuildEnv>,
     graph: &NodeGraph,
     mut jobs: Vec<Vec<InstanceRecord>>,
 ) -> Sched {
@@ -514,11 +522,14 @@ async fn schedule(
     let mut remaining: Vec<usize> = jobs.iter().map(Vec::len).collect();
     let mut node_failed = vec![false; jobs.len()];
     let mut skipped = vec![false; jobs.len()];
-    let mut running = FuturesUnordered::new();
-    // Ready instances wait here, so at most `parallelism` futures exist at once.
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+    // What each task works on, to report an instance whose task panicked.
+    let mut in_flight: HashMap<tokio::task::Id, (usize, InstanceRecord)> = HashMap::new();
+    // Ready instances wait here, so at most `parallelism` tasks exist at once.
     let mut queue: VecDeque<(usize, InstanceRecord)> = VecDeque::new();
     let mut sched = Sched::default();
     let mut drained = vec![false; jobs.len()];
+    let mut prepared = vec![false; jobs.len()];
     loop {
         if env.cancel.load(Ordering::Relaxed) {
             for (i, rec) in queue.drain(..) {
@@ -529,15 +540,29 @@ async fn schedule(
         } else {
             while let Some(i) = ready.pop() {
                 queue.extend(std::mem::take(&mut jobs[i]).into_iter().map(|r| (i, r)));
+                prepare_dependents(env, dag, &jobs, &mut prepared, i);
             }
         }
         while running.len() < env.parallelism
             && let Some((i, rec)) = queue.pop_front()
         {
-            running.push(instance::create(env, i, rec).boxed());
+            let task = running.spawn(instance::create(env.clone(), i, rec.clone()));
+            in_flight.insert(task.id(), (i, rec));
         }
-        let Some(outcome) = running.next().await else {
+        let Some(joined) = running.join_next_with_id().await else {
             break;
+        };
+        let outcome = match joined {
+            Ok((id, outcome)) => {
+                in_flight.remove(&id);
+                outcome
+            }
+            Err(e) => {
+                let Some((i, rec)) = in_flight.remove(&e.id()) else {
+                    continue;
+                };
+                Outcome::Failed(i, rec, task_failure(e))
+            }
         };
         match outcome {
             Outcome::Ready(i, rec) => {
@@ -556,7 +581,7 @@ async fn schedule(
                     for b in ready.fail(dag, i) {
                         skipped[b] = true;
                         sched.skipped.push(graph.names[b].clone());
-                        env.op.emit.emit(EventKind::NodeSkipped {
+                        env.emit.emit(EventKind::NodeSkipped {
                             node: graph.names[b].clone(),
                             because: graph.names[i].clone(),
                         });
@@ -577,4 +602,48 @@ async fn schedule(
         sched.not_started.extend(left);
     }
     sched
+}
+
+/// Node `i` has started: tell the plugin host how many creates its dependents will make
+/// once it is ready, per resource type, so that it can prepare plugin instances while `i`
+/// is being created. Once per dependent. (Health checkers are not announced: they are
+/// needed only after a create and a wait, and preparing them would compete with the
+/// creates for the CPU.)
+fn prepare_dependents(
+    env: &BuildEnv,
+    dag: &Dag,
+    jobs: &[Vec<InstanceRecord>],
+    prepared: &mut [bool],
+    i: usize,
+) {
+    let mut want: BTreeMap<&str, usize> = BTreeMap::new();
+    for &d in dag.dependents(i) {
+        if std::mem::replace(&mut prepared[d], true) {
+            continue;
+        }
+        for rec in &jobs[d] {
+            *want.entry(rec.resource_type.as_str()).or_default() += 1;
+        }
+    }
+    for (type_name, count) in want {
+        env.inner
+            .host
+            .prepare(PluginKind::ResourceHandler, type_name, count);
+    }
+}
+
+/// An instance task that did not return: an engine bug, reported as the instance's failure
+/// (its plugin calls may have happened, so it is rolled back like any failed instance).
+fn task_failure(e: tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        let p = e.into_panic();
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        format!("internal error: the engine's task for this instance panicked: {what}")
+    } else {
+        "internal error: the engine's task for this instance was cancelled".to_string()
+    }
 }

@@ -9,31 +9,59 @@
 //! failure, counted from the first failing check after the resource is ready (Occopus's
 //! rule). A resource that turns `failed` or `shutdown` fails the instance at once.
 
+use crate::events::Emitter;
 use crate::ops::OpCtx;
 use crate::render::{self, AddressBook};
+use crate::{CredentialSource, Inner};
 use occopus_model::event::EventKind;
 use occopus_model::plugin::{
     CmNodeRequest, ConfigManager, CreateRequest, HealthRequest, HealthStatus, InstanceRef,
     ResourceHandler,
 };
-use occopus_model::{Addresses, InstancePhase, InstanceRecord, NodeImpl, NodeSpec, NodeStatus};
+use occopus_model::{
+    Addresses, InfraId, InstancePhase, InstanceRecord, NodeImpl, NodeSpec, NodeStatus,
+    ResolvedInfra,
+};
 use occopus_state::Record;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
-/// Everything a build's instance tasks share.
-pub(crate) struct BuildEnv<'a> {
-    pub op: OpCtx<'a>,
+/// Everything a build's instance tasks share. Owned (behind an `Arc`), so that every
+/// instance runs as its own task and a build's plugin calls, rendering and recording use
+/// all the runtime's worker threads.
+pub(crate) struct BuildEnv {
+    pub inner: Arc<Inner>,
+    pub infra: Arc<ResolvedInfra>,
+    pub infra_id: InfraId,
+    pub creds: Arc<dyn CredentialSource>,
+    pub emit: Emitter,
+    /// The global parallelism limit, shared with the build's other operations.
+    pub sem: Arc<Semaphore>,
     pub book: Arc<AddressBook>,
     /// Per node (description order): the attribute `mappings` of its dependencies.
     pub mappings: Vec<Vec<Value>>,
     /// Set on the first failure: instances not yet started are not started.
     pub cancel: AtomicBool,
     pub deadline: Duration,
-    /// Instances in flight at once (futures are made only for those).
+    /// Instances in flight at once (tasks are made only for those).
     pub parallelism: usize,
+}
+
+impl BuildEnv {
+    /// The operation context the instance steps use.
+    pub fn op(&self) -> OpCtx<'_> {
+        OpCtx {
+            inner: &self.inner,
+            infra: &self.infra,
+            infra_id: &self.infra_id,
+            creds: self.creds.as_ref(),
+            emit: &self.emit,
+            sem: &self.sem,
+        }
+    }
 }
 
 /// How one instance ended.
@@ -91,8 +119,9 @@ fn set_record(p: &Mutex<Progress>, rec: &InstanceRecord) {
 }
 
 /// Create one instance (of node index `node`) whose intent `record` is already durable.
-pub(crate) async fn create(env: &BuildEnv<'_>, node: usize, record: InstanceRecord) -> Outcome {
-    let op = &env.op;
+pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceRecord) -> Outcome {
+    let env = env.as_ref();
+    let op = &env.op();
     let Ok(_permit) = op.sem.acquire().await else {
         return Outcome::NotStarted(node, record);
     };
@@ -155,12 +184,12 @@ struct Cm {
 }
 
 async fn steps(
-    env: &BuildEnv<'_>,
+    env: &BuildEnv,
     node_idx: usize,
     node: &NodeSpec,
     progress: &Mutex<Progress>,
 ) -> Result<InstanceRecord, String> {
-    let op = &env.op;
+    let op = &env.op();
     let inner = op.inner;
     let r = &inner.renderer;
     let mut rec = match progress.lock() {
@@ -348,14 +377,14 @@ async fn steps(
 /// pending fails the node at once, with the resource's reason (an exit code and a log
 /// tail), instead of after the whole health timeout.
 async fn wait_healthy(
-    env: &BuildEnv<'_>,
+    env: &BuildEnv,
     node: &NodeSpec,
     imp: &NodeImpl,
     rec: &InstanceRecord,
     handler: &dyn ResourceHandler,
     iref: &InstanceRef,
 ) -> Result<(), String> {
-    let op = &env.op;
+    let op = &env.op();
     let hc = &imp.health_check;
     let checker = op
         .inner

@@ -4,6 +4,7 @@ mod support;
 
 use occopus_engine::{BuildOptions, NoCredentials};
 use occopus_model::event::EventKind;
+use occopus_model::plugin::PluginKind;
 use occopus_model::{InfraId, InstancePhase};
 use occopus_state::StateStore;
 use std::sync::Arc;
@@ -336,4 +337,66 @@ async fn the_plugins_poll_hint_replaces_the_backoff() {
     env.build(&infra(vec![n], &[])).await;
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(env.cloud.calls_of("state", "web").len() >= 11);
+}
+
+#[tokio::test]
+async fn dependents_are_announced_to_the_plugin_host_when_their_dependency_starts() {
+    let env = Env::new();
+    env.cloud.set(
+        "r",
+        Behaviour {
+            create_latency: Duration::from_millis(50),
+            ..Behaviour::default()
+        },
+    );
+    // r <- a (3 instances), r <- b (2); c depends on both a and b.
+    let desc = infra(
+        vec![
+            node("r", 1, 1),
+            node("a", 3, 3),
+            node("b", 2, 2),
+            node("c", 1, 1),
+        ],
+        &[("a", "r"), ("b", "r"), ("c", "a"), ("c", "b")],
+    );
+    env.build(&desc).await;
+    let prepared = env.host.prepared.lock().unwrap().clone();
+    // When r starts: a's and b's five creates; when the first of a and b starts: c's one.
+    // c is announced once; r (nothing before it) never.
+    assert_eq!(
+        prepared,
+        vec![
+            (PluginKind::ResourceHandler, "fake".to_string(), 5),
+            (PluginKind::ResourceHandler, "fake".to_string(), 1),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_task_that_panics_fails_its_node_and_is_rolled_back() {
+    let env = Env::new();
+    env.cloud.set(
+        "p",
+        Behaviour {
+            state_panics: true,
+            ..Behaviour::default()
+        },
+    );
+    let desc = infra(vec![node("q", 2, 2), node("p", 1, 1)], &[]);
+    let e = env
+        .try_build(&desc, BuildOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.failures.len(), 1, "{e}");
+    assert_eq!(e.failures[0].node.as_str(), "p");
+    assert!(
+        e.failures[0]
+            .message
+            .contains("the engine's task for this instance panicked: fake plugin bug in state"),
+        "{}",
+        e.failures[0].message
+    );
+    // p's resource was created before the panic: the rollback destroyed it with the rest.
+    assert_eq!(env.cloud.calls_of("create", "p").len(), 1);
+    assert!(env.cloud.alive().is_empty(), "{:?}", env.cloud.alive());
 }

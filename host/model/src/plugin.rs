@@ -360,4 +360,11 @@ pub trait PluginHost: Send + Sync {
     ) -> Result<Vec<FieldError>, NoPlugin>;
     /// Everything loaded, for `plugins list`.
     fn plugins(&self) -> Vec<PluginInfo>;
+    /// A hint: about `count` calls to the plugin of `kind` handling `type_name` are expected
+    /// soon (the engine says so for the dependents of a node it has started). A host may
+    /// prepare for them in the background (instantiate plugin instances while the
+    /// dependencies are still being created); it must not block. By default, nothing.
+    fn prepare(&self, kind: PluginKind, type_name: &str, count: usize) {
+        let _ = (kind, type_name, count);
+    }
 }

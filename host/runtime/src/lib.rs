@@ -316,6 +316,15 @@ impl Runtime {
         p.pool.instantiate_and_drop().await
     }
 
+    /// How many idle (pooled) instances plugin `name` has now. For tests and diagnostics.
+    pub fn idle_instances(&self, name: &str) -> Option<usize> {
+        self.inner
+            .plugins
+            .iter()
+            .find(|p| p.info.name == name)
+            .map(|p| p.pool.idle_count())
+    }
+
     /// The compiled-artifact cache directory in use, if any.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.inner.cache_dir.as_deref()
@@ -375,5 +384,20 @@ impl PluginHost for Runtime {
 
     fn plugins(&self) -> Vec<PluginInfo> {
         self.inner.plugins.iter().map(|p| p.info.clone()).collect()
+    }
+
+    /// Instantiate up to `count` instances of the plugin into its idle pool, in a
+    /// background task (none outside a tokio runtime), within its `max_instances`.
+    fn prepare(&self, kind: PluginKind, type_name: &str, count: usize) {
+        let Ok(plugin) = self.route(kind, type_name) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let plugin = plugin.clone();
+        rt.spawn(async move {
+            plugin.pool.prewarm(count).await;
+        });
     }
 }

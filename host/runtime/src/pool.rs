@@ -189,6 +189,39 @@ impl InstancePool {
         self.instantiate(budget).await.map(drop)
     }
 
+    /// Have `count` idle instances ready ahead of calls the engine expects (dependents of
+    /// a node that has started), so that their first calls find an instance instead of
+    /// instantiating one on the critical path. Each instantiation holds a call permit, and
+    /// live instances (idle and busy) never exceed the plugin's `max_instances`: warming
+    /// stops at that limit, when the permits are taken, once `count` are idle, or at the
+    /// first failure. Returns how many instances were made.
+    pub async fn prewarm(&self, count: usize) -> usize {
+        let budget = self.shared.limits.budget("metadata");
+        let mut made = 0;
+        while made < count {
+            let Ok(_permit) = self.permits.try_acquire() else {
+                break;
+            };
+            // Live after this instantiation: the idle ones plus every permit taken
+            // (this one included); the permits left bound the idle ones.
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+            if idle >= count || idle > self.permits.available_permits() {
+                break;
+            }
+            match self.instantiate(budget).await {
+                Ok(inst) => self.put_back(inst),
+                Err(_) => break,
+            }
+            made += 1;
+        }
+        made
+    }
+
+    /// Idle instances now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn take_idle(&self) -> Option<Instance> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }

@@ -57,6 +57,8 @@ pub struct Behaviour {
     pub health_failed: bool,
     pub destroy_latency: Duration,
     pub destroy_error: Option<PluginError>,
+    /// `state()` panics (an engine-side bug seen from the instance's task).
+    pub state_panics: bool,
 }
 
 /// A resource in the fake cloud.
@@ -253,6 +255,7 @@ impl ResourceHandler for FakeResources {
         let c = &self.0;
         c.call("state", &inst.node, || {}).await;
         let b = c.behaviour(inst.node.node_name.as_str());
+        assert!(!b.state_panics, "fake plugin bug in state");
         let mut res = c.resources.lock().unwrap();
         if let Some(m) = b.resource_fails {
             let polls = res
@@ -427,11 +430,16 @@ impl ConfigManager for FakeCm {
 /// Routes `fake` (resources), `basic` (health) and `fakecm` (config manager).
 pub struct FakeHost {
     pub cloud: Arc<Cloud>,
+    /// Every `prepare` hint, in order.
+    pub prepared: std::sync::Mutex<Vec<(PluginKind, String, usize)>>,
 }
 
 impl FakeHost {
     pub fn new(cloud: Arc<Cloud>) -> Arc<Self> {
-        Arc::new(Self { cloud })
+        Arc::new(Self {
+            cloud,
+            prepared: std::sync::Mutex::new(Vec::new()),
+        })
     }
 }
 
@@ -476,6 +484,12 @@ impl PluginHost for FakeHost {
     }
     fn plugins(&self) -> Vec<PluginInfo> {
         Vec::new()
+    }
+    fn prepare(&self, kind: PluginKind, type_name: &str, count: usize) {
+        self.prepared
+            .lock()
+            .unwrap()
+            .push((kind, type_name.to_string(), count));
     }
 }
 
@@ -567,6 +581,7 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub store: FileStore,
     pub cloud: Arc<Cloud>,
+    pub host: Arc<FakeHost>,
     pub engine: Engine,
 }
 
@@ -586,11 +601,13 @@ impl Env {
         )
         .unwrap();
         let cloud = Cloud::new();
-        let engine = Engine::new(FakeHost::new(cloud.clone()), Arc::new(store.clone()), opts);
+        let host = FakeHost::new(cloud.clone());
+        let engine = Engine::new(host.clone(), Arc::new(store.clone()), opts);
         Self {
             dir,
             store,
             cloud,
+            host,
             engine,
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use crate::fixtures;
-use occopus_model::plugin::{PluginError, PluginHost, ResourceHandler};
+use occopus_model::plugin::{PluginError, PluginHost, PluginKind, ResourceHandler};
 use occopus_model::status::NodeStatus;
 use occopus_runtime::{PluginGrant, Runtime};
 use serde_json::{Value, json};
@@ -164,4 +164,63 @@ async fn bad_sections_are_refused_with_their_field() {
             "range [500, 100] has min > max; write [100, 500]"
         )
     );
+}
+
+/// Wait (at most 10 s) until `f` holds.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_warms_instances_within_the_grant() {
+    let (rt, rh, _dir) = sim(|c| {
+        c.plugins.insert(
+            "sim".into(),
+            PluginGrant {
+                max_instances: Some(3),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let idle = || rt.idle_instances("sim").unwrap();
+    assert_eq!(idle(), 0);
+    rt.prepare(PluginKind::ResourceHandler, "sim", 2);
+    eventually("two instances are warm", || idle() == 2).await;
+    // More than the grant allows: warming stops at `max_instances`.
+    rt.prepare(PluginKind::ResourceHandler, "sim", 10);
+    eventually("three instances are warm", || idle() == 3).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(idle(), 3);
+    // Already warm: nothing more is made.
+    rt.prepare(PluginKind::ResourceHandler, "sim", 3);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(idle(), 3);
+    // Unknown types and kinds are ignored.
+    rt.prepare(PluginKind::HealthChecker, "sim", 5);
+    rt.prepare(PluginKind::ResourceHandler, "no-such-type", 5);
+
+    // The warm instances serve concurrent calls, and the pool stays within the grant.
+    let res = section(json!({"create_ms": 200}));
+    let mut calls = tokio::task::JoinSet::new();
+    let t = Instant::now();
+    for i in 0..3 {
+        let mut req = create("sim", res.clone());
+        req.node = node(&format!("warm-{i}"));
+        let rh = rh.clone();
+        calls.spawn(async move { rh.create(&req).await });
+    }
+    for r in calls.join_all().await {
+        r.unwrap();
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(idle(), 3);
 }
