@@ -305,7 +305,9 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
                     shape.name()
                 )
             })?;
-            let last = std::fs::read_to_string(&o)?
+            let lines = std::fs::read_to_string(&o)?;
+            let lags = graph::start_lags(&lines, &g);
+            let last = lines
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
@@ -332,6 +334,7 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
                 engine_ms,
                 wall: sample.wall,
                 cpu: sample.cpu,
+                start_lag_ms: lags,
             };
             eprintln!(
                 "    {:<8} {:>6} nodes: critical path {} ms, makespan {:.0} ms, ratio {:.3}",

@@ -196,6 +196,54 @@ pub fn terraform_config(g: &Graph) -> String {
     s
 }
 
+/// Scheduling delay seen in a build's JSON event lines: for every node, the time from
+/// its dependencies being ready (the build's start for a node without any) to its first
+/// `nodecreating` event. `(max, median)` in ms; `None` when the lines hold no creates.
+pub fn start_lags(events: &str, g: &Graph) -> Option<(f64, f64)> {
+    let n = g.len();
+    let mut start: Option<u64> = None;
+    let mut creating: Vec<Option<u64>> = vec![None; n];
+    let mut ready: Vec<Option<u64>> = vec![None; n];
+    for line in events.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(at) = v["at_ms"].as_u64() else {
+            continue;
+        };
+        start.get_or_insert(at);
+        let node = v["node"]
+            .as_str()
+            .and_then(|s| s.strip_prefix('n'))
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|&i| i < n);
+        let (Some(i), Some(kind)) = (node, v["event"].as_str()) else {
+            continue;
+        };
+        let slot = match kind {
+            "nodecreating" => &mut creating[i],
+            "nodeready" => &mut ready[i],
+            _ => continue,
+        };
+        slot.get_or_insert(at);
+    }
+    let start = start?;
+    let mut lags: Vec<f64> = Vec::with_capacity(n);
+    for (i, deps) in g.deps.iter().enumerate() {
+        let Some(c) = creating[i] else { continue };
+        let mut from = start;
+        for &d in deps {
+            from = from.max(ready[d]?);
+        }
+        lags.push(c.saturating_sub(from) as f64);
+    }
+    if lags.is_empty() {
+        return None;
+    }
+    lags.sort_by(f64::total_cmp);
+    Some((lags[lags.len() - 1], lags[lags.len() / 2]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +308,23 @@ mod tests {
             "{tf}"
         );
         assert!(tf.contains("depends_on = [terraform_data.n1]"), "{tf}");
+    }
+
+    #[test]
+    fn start_lags_measure_from_the_dependencies_being_ready() {
+        let g = Graph::new(Shape::FanOut, 3);
+        let ev = |at: u64, kind: &str, node: &str| {
+            format!("{{\"at_ms\":{at},\"event\":\"{kind}\",\"node\":\"{node}\"}}\n")
+        };
+        let mut text = "{\"at_ms\":100,\"event\":\"infrastart\"}\n".to_string();
+        text += &ev(102, "nodecreating", "n0");
+        text += &ev(150, "nodeready", "n0");
+        text += &ev(151, "nodecreating", "n1");
+        text += &ev(160, "nodecreating", "n2");
+        text += "not json\n";
+        text += &ev(200, "nodeready", "n1");
+        // Lags: n0 2 ms after the start, n1 1 ms and n2 10 ms after n0 was ready.
+        assert_eq!(start_lags(&text, &g), Some((10.0, 2.0)));
+        assert_eq!(start_lags("", &g), None);
     }
 }

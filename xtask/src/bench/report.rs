@@ -77,6 +77,9 @@ pub struct CpCase {
     pub wall: Duration,
     /// CPU time (user + system) of that process.
     pub cpu: Duration,
+    /// From the build's events: (max, median) of each node's wait between its
+    /// dependencies being ready and its create starting, ms.
+    pub start_lag_ms: Option<(f64, f64)>,
 }
 
 impl CpCase {
@@ -325,11 +328,16 @@ impl Report {
                 gap.max(0.0) / c.depth.max(1) as f64,
                 count(c.depth),
             );
+            if let Some((max, median)) = c.start_lag_ms {
+                note.push_str(&format!(
+                    " From the build's events, a node waited at most {max:.0} ms (median {median:.0} ms) between its dependencies being ready and its create starting: where many nodes become startable at once, the engine works through their creates one after another on the available cores, and the ones it reaches last wait longest."
+                ));
+            }
             // Work that cannot overlap: the CPU the build used, spread over every core.
             let cpu_floor_ms = c.cpu.as_secs_f64() * 1e3 / self.machine.cores.max(1) as f64;
             if gap > 0.0 && cpu_floor_ms >= 0.5 * gap {
                 note.push_str(&format!(
-                    " The build process used {} of CPU for {} nodes ({:.0} µs per node: instantiating a plugin instance per call, rendering, recording, scheduling); spread over {} cores that alone is {:.0} ms, {:.0}% of the gap. When the critical path is this short next to the total work, the makespan is bound by CPU, not by the schedule.",
+                    " The build process used {} of CPU for {} nodes ({:.0} µs per node: rendering, plugin calls, recording, events, scheduling); spread over {} cores that alone is {:.0} ms, {:.0}% of the gap. When the critical path is this short next to the total work, the makespan is bound by CPU, not by the schedule.",
                     dur(c.cpu.as_secs_f64()),
                     count(c.n),
                     c.cpu.as_secs_f64() * 1e6 / c.n.max(1) as f64,
@@ -450,13 +458,27 @@ impl Report {
                         .max_by(|a, b| get(a).total_cmp(&get(b)))
                         .expect("at least one plugin");
                     let ok = figs.iter().all(|f| get(f) <= target);
+                    let cheapest = figs
+                        .iter()
+                        .min_by(|a, b| get(a).total_cmp(&get(b)))
+                        .expect("at least one plugin");
                     for f in figs.iter().filter(|f| get(f) > target) {
-                        notes.push(format!(
+                        let mut note = format!(
                             "**{what}, {}**: {} against ≤ {}.",
                             f.plugin,
                             dur(get(f) / 1e6),
                             dur(target / 1e6)
-                        ));
+                        );
+                        if what == "plugin call overhead" && cheapest.plugin != f.plugin {
+                            note.push_str(&format!(
+                                " The cheapest call measured, {}'s `{}`, takes {}: about the fixed cost of any call (call policy, time budget, lowering the request into the guest, an instance from the pool). The rest is this call's own work: `{}` gets its request as JSON text (the resource section, and for a resource handler the recorded instance data), which the guest parses before it can answer.",
+                                cheapest.plugin,
+                                cheapest.call,
+                                dur(get(cheapest) / 1e6),
+                                f.call
+                            ));
+                        }
+                        notes.push(note);
                     }
                     v.push(Verdict {
                         promise: what.into(),
@@ -599,7 +621,7 @@ impl Report {
             return;
         }
         d.p(format!(
-            "The same shapes, every node with its own `sim` node type carrying fixed latencies drawn from a seeded generator (seed {}): `create_ms` in {}–{} ms, `ready_after_ms` in {}–{} ms. The critical path is the longest dependency path with each node weighing `create_ms + ready_after_ms`, computed from the very latencies given to the plugin; no scheduler can beat it. `occopus build --parallelism 100000` runs with the `sim` plugin granted {} concurrent instances in an operator config. The `sim` plugin answers each `state` poll of a pending instance with the time left (`clock.poll-after`), so the engine asks again when the instance is ready instead of at the next step of its backoff (25 ms, doubling). The makespan is the build's elapsed time as the engine reports it (first event to infrastructure ready); the process wall time adds start-up and exit.",
+            "The same shapes, every node with its own `sim` node type carrying fixed latencies drawn from a seeded generator (seed {}): `create_ms` in {}–{} ms, `ready_after_ms` in {}–{} ms. The critical path is the longest dependency path with each node weighing `create_ms + ready_after_ms`, computed from the very latencies given to the plugin; no scheduler can beat it. `occopus build --parallelism 100000` runs with the `sim` plugin granted {} concurrent instances in an operator config. The `sim` plugin answers each `state` poll of a pending instance with the time left (`clock.poll-after`), so the engine asks again when the instance is ready instead of at the next step of its backoff (25 ms, doubling). The makespan is the build's elapsed time as the engine reports it (first event to infrastructure ready); the process wall time adds start-up and exit. *Start lag* is, from the build's events, how long a node waited between its dependencies being ready (the build's start, for a root) and its create starting: the worst and the median over all nodes.",
             s.seed, s.create_ms[0], s.create_ms[1], s.ready_ms[0], s.ready_ms[1], s.sim_max_instances
         ));
         let mut t = Table::new(&[
@@ -610,6 +632,7 @@ impl Report {
             "makespan",
             "ratio",
             "target",
+            "start lag (worst / median)",
             "process wall",
         ]);
         for c in &self.cp {
@@ -626,6 +649,10 @@ impl Report {
                 dur(c.engine_ms / 1e3),
                 format!("{:.3}", c.ratio()),
                 target,
+                c.start_lag_ms.map_or_else(
+                    || "–".into(),
+                    |(max, median)| format!("{} / {}", dur(max / 1e3), dur(median / 1e3)),
+                ),
                 dur(c.wall.as_secs_f64()),
             ]);
         }
@@ -813,6 +840,7 @@ mod tests {
                 engine_ms: cp_engine_ms,
                 cpu: Duration::from_millis(100),
                 wall: Duration::from_millis(1_300),
+                start_lag_ms: Some((40.0, 2.0)),
             }],
             tf: TfStatus::Ran {
                 version: "Terraform v1".into(),
@@ -879,10 +907,47 @@ mod tests {
             all.contains("ms of engine time per node on the longest path"),
             "{all}"
         );
+        assert!(all.contains("waited at most 40 ms (median 2 ms)"), "{all}");
         assert!(all.contains("about 4 waves"), "{all}");
         assert!(all.contains("terraform, chain at 1,000 nodes"), "{all}");
         let text = r.doc().text();
         assert!(text.contains("Why targets were missed"), "{text}");
         assert!(text.contains('✗'), "{text}");
+    }
+
+    #[test]
+    fn a_slow_plugin_call_is_explained_against_the_cheapest_one() {
+        let mut r = report(400, 1_010.0);
+        let fig = |plugin: &str, call: &str, call_us: f64| PluginFigures {
+            plugin: plugin.into(),
+            kind: "resource-handler".into(),
+            component_kib: 300.0,
+            first_compile_ms: 200.0,
+            cache_load_us: 200.0,
+            instantiate_us: 20.0,
+            call_us,
+            call: call.into(),
+        };
+        r.plugins = PluginStatus::Ran(
+            PluginTargets {
+                cache_load_us: 1000.0,
+                instantiate_us: 100.0,
+                call_us: 5.0,
+            },
+            vec![fig("sim", "state", 10.0), fig("dummy", "node-state", 3.0)],
+        );
+        let (v, notes) = r.verdicts();
+        let call = v
+            .iter()
+            .find(|v| v.promise == "plugin call overhead")
+            .unwrap();
+        assert_eq!(call.ok, Some(false));
+        let all = notes.join("\n");
+        assert!(all.contains("**plugin call overhead, sim**"), "{all}");
+        assert!(
+            all.contains("The cheapest call measured, dummy's `node-state`, takes 3 µs:"),
+            "{all}"
+        );
+        assert!(!all.contains("plugin call overhead, dummy"), "{all}");
     }
 }
