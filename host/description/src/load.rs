@@ -21,6 +21,7 @@ use occopus_model::{Edge, NodeName, NodeSpec, ResolvedInfra};
 use occopus_template::{Options, Renderer};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where a file's text comes from.
 #[derive(Clone, PartialEq)]
@@ -161,8 +162,9 @@ impl LoadOptions {
 /// A successful load.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    /// The validated infrastructure.
-    pub infra: ResolvedInfra,
+    /// The validated infrastructure (shared: a build's instance tasks read it without a
+    /// copy).
+    pub infra: Arc<ResolvedInfra>,
     /// Credentials (empty when no auth file was given).
     pub auth: AuthData,
     /// Everything worth telling that did not stop the load.
@@ -252,7 +254,7 @@ pub fn load(opts: &LoadOptions, host: Option<&dyn PluginHost>) -> Result<Loaded,
     let diags = l.rep.finish(&l.sources);
     match resolved {
         Some(infra) if !diags.has_errors() => Ok(Loaded {
-            infra,
+            infra: Arc::new(infra),
             auth,
             warnings: diags,
         }),

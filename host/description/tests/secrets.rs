@@ -90,7 +90,7 @@ config_management:
     assert_clean("Loaded", &format!("{loaded:?}"));
     assert_clean(
         "ResolvedInfra JSON",
-        &serde_json::to_string(&loaded.infra).unwrap(),
+        &serde_json::to_string(&*loaded.infra).unwrap(),
     );
     check_diags("warnings", &loaded.warnings);
 

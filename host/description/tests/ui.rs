@@ -119,7 +119,7 @@ fn run(dir: &Path) -> Outcome {
         }
         return match load(&opts, host) {
             Ok(l) => Outcome::Loaded {
-                json: serde_json::to_string_pretty(&l.infra).unwrap() + "\n",
+                json: serde_json::to_string_pretty(&*l.infra).unwrap() + "\n",
                 warnings: l.warnings,
             },
             Err(d) => Outcome::Failed(d),

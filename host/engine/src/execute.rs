@@ -109,10 +109,11 @@ struct Sched {
 impl Engine {
     pub(crate) async fn build_impl(
         &self,
-        infra: &ResolvedInfra,
+        shared_infra: Arc<ResolvedInfra>,
         creds: Arc<dyn CredentialSource>,
         opts: BuildOptions,
     ) -> Result<BuildReport, BuildError> {
+        let infra: &ResolvedInfra = &shared_infra;
         let started = Instant::now();
         let name = infra.name.as_str();
         let graph = NodeGraph::of(infra).map_err(|e| BuildError::engine(None, name, e))?;
@@ -149,8 +150,7 @@ impl Engine {
             inner.store.put_meta(&meta).await
         };
         saved.map_err(|e| fail(e.into()))?;
-        // The instance tasks own what they read: this copy moves to them.
-        let shared_infra = Arc::new(meta.infra);
+        drop(meta);
 
         let emit = Emitter::new(inner.events.clone(), infra_id.clone());
         emit.emit(EventKind::InfraStart {
@@ -305,7 +305,7 @@ impl Engine {
 
         let env = Arc::new(BuildEnv {
             inner: self.inner.clone(),
-            infra: shared_infra,
+            infra: shared_infra.clone(),
             infra_id: infra_id.clone(),
             creds: creds.clone(),
             emit: Emitter::new(inner.events.clone(), infra_id.clone()),

@@ -172,6 +172,18 @@ impl Engine {
         creds: Arc<dyn CredentialSource>,
         options: BuildOptions,
     ) -> Result<BuildReport, BuildError> {
+        self.build_impl(Arc::new(infra.clone()), creds, options)
+            .await
+    }
+
+    /// [`build`](Self::build) of a shared description: the build's instance tasks read
+    /// it as it is, without a copy (a 10,000-node description is megabytes).
+    pub async fn build_shared(
+        &self,
+        infra: Arc<ResolvedInfra>,
+        creds: Arc<dyn CredentialSource>,
+        options: BuildOptions,
+    ) -> Result<BuildReport, BuildError> {
         self.build_impl(infra, creds, options).await
     }
 

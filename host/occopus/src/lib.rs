@@ -457,7 +457,10 @@ impl Occopus {
             parallelism: options.parallelism,
             create_deadline: options.create_timeout,
         };
-        Ok(self.engine.build(&loaded.infra, creds, opts).await?)
+        Ok(self
+            .engine
+            .build_shared(loaded.infra.clone(), creds, opts)
+            .await?)
     }
 
     /// [`build`](Self::build), recording where the description came from.
@@ -475,7 +478,10 @@ impl Occopus {
             parallelism: options.parallelism,
             create_deadline: options.create_timeout,
         };
-        Ok(self.engine.build(&loaded.infra, creds, opts).await?)
+        Ok(self
+            .engine
+            .build_shared(loaded.infra.clone(), creds, opts)
+            .await?)
     }
 
     /// Drop every node of an infrastructure and forget it. `missing_ok`: an unknown id is
