@@ -539,7 +539,8 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     std::fs::create_dir_all(&occ.home)?;
     let started = Instant::now();
-    let load_before = machine::load_average();
+    let busy_before = machine::machine_busy();
+    let own_before = machine::own_cpu();
 
     // Warm-up: compiles the plugins into the (private) compiled-plugin cache, so every
     // measured process loads them from the cache as a user's second run does.
@@ -597,8 +598,14 @@ pub fn run(args: &[String]) -> Result<()> {
         date: machine::today(),
         quick: o.quick,
         profile: if o.release { "release" } else { "debug" },
-        load_before,
-        load_after: machine::load_average(),
+        others_cpu: match (busy_before, machine::machine_busy()) {
+            (Some(before), Some(after)) => Some(
+                after
+                    .saturating_sub(before)
+                    .saturating_sub(machine::own_cpu().saturating_sub(own_before)),
+            ),
+            _ => None,
+        },
         duration: started.elapsed(),
         scale,
         cp,

@@ -1,7 +1,7 @@
-//! The machine a benchmark ran on (cores, memory, CPU model, load) and today's date, read
+//! The machine a benchmark ran on (cores, memory, CPU model, CPU used by others) and today's date, read
 //! from `/proc` and the clock. Must not: fail the benchmark; unknown facts read "unknown".
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Facts printed beside the figures.
 #[derive(Debug, Clone)]
@@ -48,14 +48,40 @@ impl Machine {
     }
 }
 
-/// The 1-minute load average, if the system tells.
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
+/// CPU time the whole machine has spent busy since boot (user, nice, system, irq,
+/// softirq and steal time of `/proc/stat`), if the system tells.
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks = busy_ticks(&stat)?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+fn busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
         .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    (v.len() >= 4).then(|| at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
+}
+
+/// CPU time (user + system) of this process and of every child it has waited for.
+pub fn own_cpu() -> Duration {
+    let of = |who: libc::c_int| {
+        // SAFETY: getrusage fills the zeroed struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+            return Duration::ZERO;
+        }
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
 }
 
 fn mem_total_kib(meminfo: &str) -> Option<u64> {
@@ -124,5 +150,13 @@ mod tests {
             Some("Some CPU @ 2.0GHz")
         );
         assert_eq!(cpu_model("processor\t: 0\n"), None);
+    }
+
+    #[test]
+    fn busy_time_leaves_out_idle_and_iowait() {
+        let stat = "cpu  100 5 20 900 50 3 2 1 0 0\ncpu0 50 2 10 450 25 1 1 0 0 0\n";
+        assert_eq!(busy_ticks(stat), Some(100 + 5 + 20 + 3 + 2 + 1));
+        assert_eq!(busy_ticks("intr 1 2 3\n"), None);
+        assert!(own_cpu() > Duration::ZERO);
     }
 }

@@ -131,8 +131,9 @@ pub struct Report {
     pub date: String,
     pub quick: bool,
     pub profile: &'static str,
-    pub load_before: Option<f64>,
-    pub load_after: Option<f64>,
+    /// CPU time that processes other than the benchmark's used during the run (the
+    /// machine's busy time minus the benchmark's own and its children's), if known.
+    pub others_cpu: Option<Duration>,
     pub duration: Duration,
     pub scale: Vec<ScaleCase>,
     pub cp: Vec<CpCase>,
@@ -162,12 +163,11 @@ impl Report {
         Some((b - a) / (to - from) as f64)
     }
 
+    /// Other work took more than a tenth of the machine while the benchmark ran.
     fn busy(&self) -> bool {
-        let cores = self.machine.cores as f64;
-        [self.load_before, self.load_after]
-            .iter()
-            .flatten()
-            .any(|l| *l > 0.5 * cores)
+        let capacity = self.duration.as_secs_f64() * self.machine.cores.max(1) as f64;
+        self.others_cpu
+            .is_some_and(|c| capacity > 0.0 && c.as_secs_f64() > 0.1 * capacity)
     }
 
     /// The summary verdicts and the notes explaining each miss.
@@ -509,10 +509,6 @@ impl Report {
         if self.quick {
             d.p("**This is a `--quick` smoke run** (10 and 30 nodes, one run, debug build, no plugin benchmark): it shows the harness works; its figures say nothing about performance.");
         }
-        let load = |l: Option<f64>| {
-            l.map(|l| format!("{l:.2}"))
-                .unwrap_or_else(|| "unknown".into())
-        };
         let mut machine = vec![
             format!("Machine: {}", self.machine.describe()),
             format!(
@@ -520,14 +516,20 @@ impl Report {
                 self.profile,
                 dur(self.duration.as_secs_f64())
             ),
-            format!(
-                "1-minute load average: {} before, {} after",
-                load(self.load_before),
-                load(self.load_after)
-            ),
+            match self.others_cpu {
+                Some(c) => format!(
+                    "other processes used {} of CPU while it ran ({:.0}% of the machine)",
+                    dur(c.as_secs_f64()),
+                    c.as_secs_f64()
+                        / (self.duration.as_secs_f64() * self.machine.cores.max(1) as f64)
+                            .max(1e-9)
+                        * 100.0
+                ),
+                None => "CPU used by other processes: unknown".into(),
+            },
         ];
         if self.busy() {
-            machine.push("**The machine was busy with other work while these figures were taken** (load average above half the cores): wall times are inflated, CPU times less so.".into());
+            machine.push("**The machine was busy with other work while these figures were taken** (other processes used more than a tenth of it): wall times are inflated, CPU times less so.".into());
         }
         d.list(machine);
 
@@ -828,8 +830,7 @@ mod tests {
             date: "2025-01-01".into(),
             quick: false,
             profile: "release",
-            load_before: Some(0.1),
-            load_after: Some(0.2),
+            others_cpu: Some(Duration::from_millis(100)),
             duration: Duration::from_secs(600),
             scale,
             cp: vec![CpCase {
