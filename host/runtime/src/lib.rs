@@ -295,34 +295,27 @@ impl Runtime {
             .map(|p| Self::details_of(p))
     }
 
+    fn by_name(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.inner.plugins.iter().find(|p| p.info.name == name)
+    }
+
     /// One loaded plugin by name.
     pub fn plugin(&self, name: &str) -> Option<PluginInfo> {
-        self.inner
-            .plugins
-            .iter()
-            .find(|p| p.info.name == name)
-            .map(|p| p.info.clone())
+        self.by_name(name).map(|p| p.info.clone())
     }
 
     /// Instantiate a fresh instance of plugin `name` and drop it, outside the pool. For
     /// benchmarks and diagnostics; engine code never needs it.
     pub async fn instantiate_once(&self, name: &str) -> Result<(), String> {
         let p = self
-            .inner
-            .plugins
-            .iter()
-            .find(|p| p.info.name == name)
+            .by_name(name)
             .ok_or_else(|| format!("no plugin named `{name}` is loaded"))?;
         p.pool.instantiate_and_drop().await
     }
 
     /// How many idle (pooled) instances plugin `name` has now. For tests and diagnostics.
     pub fn idle_instances(&self, name: &str) -> Option<usize> {
-        self.inner
-            .plugins
-            .iter()
-            .find(|p| p.info.name == name)
-            .map(|p| p.pool.idle_count())
+        self.by_name(name).map(|p| p.pool.idle_count())
     }
 
     /// The compiled-artifact cache directory in use, if any.
