@@ -6,24 +6,11 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The workspace root (every including crate sits two levels below it).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The target directory this test binary was built into (`<target>/<profile>/deps/<bin>`),
-/// which honours `CARGO_TARGET_DIR`.
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary under <target>/<profile>/deps")
-        .to_path_buf()
-}
+pub use occopus_tests::{target_dir, workspace_root};
 
 /// The built-in plugins the runtime tests and the benchmark load (directory names under
 /// `plugins/`, packages `occopus-plugin-<name>`).

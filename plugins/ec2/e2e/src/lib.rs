@@ -16,10 +16,9 @@ use occopus_plugin_ec2::sigv4::Key;
 use occopus_runtime::{Limits, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,31 +44,6 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
-/// The cargo target directory this test binary was built in (`<target>/<profile>/deps/<bin>`).
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary under <target>/<profile>/deps")
-        .to_path_buf()
-}
-
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-fn env_file_values() -> Vec<(String, String)> {
-    let dir = std::env::var_os("OCCOPUS_TESTENV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("testenv"));
-    std::fs::read_to_string(dir.join("env"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
 
 /// The emulator, or `None` when [`SKIP_VAR`] is `1`. Panics with instructions when it is
 /// not configured or does not answer.
@@ -78,12 +52,12 @@ pub fn emulator() -> Option<Emulator> {
         eprintln!("skipped: {SKIP_VAR}=1");
         return None;
     }
-    let file = env_file_values();
+    let file = occopus_tests::testenv();
     let get = |k: &str| {
         std::env::var(k)
             .ok()
             .filter(|v| !v.is_empty())
-            .or_else(|| file.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()))
+            .or_else(|| file.get(k).cloned())
     };
     let how = format!(
         "start it with `scripts/testenv.sh up moto` (it writes OCCOPUS_TEST_EC2_* into the env \
@@ -124,44 +98,10 @@ pub fn loopback_addr(endpoint: &str) -> SocketAddr {
     addr
 }
 
-fn build_plugin() -> Result<PathBuf, String> {
-    let target = target_dir();
-    std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    let lock_path = target.join(".occopus-ec2-e2e.lock");
-    let lock =
-        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
-    // The same build as `cargo xtask build-plugins --only ec2`, which also writes
-    // <target>/plugins/ec2.wasm; run it so the tests never use a stale component.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .env("CARGO_TARGET_DIR", &target)
-        .args(["xtask", "build-plugins", "--only", "ec2"])
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    let _ = lock.unlock();
-    if !out.status.success() {
-        return Err(format!(
-            "`cargo xtask build-plugins --only ec2` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let wasm = target.join("plugins").join("ec2.wasm");
-    if !wasm.is_file() {
-        return Err(format!("{} was not written", wasm.display()));
-    }
-    Ok(wasm)
-}
-
-/// `<target>/plugins/ec2.wasm`, built (once per test process) from the current source.
+/// `<target>/plugins/ec2.wasm`, built (once per test process) from the current source
+/// with `cargo xtask build-plugins`.
 pub fn plugin_wasm() -> PathBuf {
-    static WASM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match WASM.get_or_init(build_plugin) {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
+    occopus_tests::plugin_dir().join("ec2.wasm")
 }
 
 /// A runtime that loads only the ec2 plugin (no built-in directories, no environment).

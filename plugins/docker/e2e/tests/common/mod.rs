@@ -26,32 +26,7 @@ pub const SKIP_ENV: &str = "OCCOPUS_SKIP_DOCKER_TESTS";
 /// The engine endpoint; otherwise read from the test environment's env file.
 pub const ENDPOINT_ENV: &str = "OCCOPUS_TEST_DOCKER_ENDPOINT";
 
-/// The workspace root (this crate is `plugins/docker/e2e`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-/// The target directory this test binary was built into (`<target>/<profile>/deps/<bin>`).
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .nth(3)
-        .expect("test binary under <target>/<profile>/deps")
-        .to_path_buf()
-}
-
-/// `KEY=VALUE` lines of the test environment's env file.
-fn testenv_file() -> Vec<(String, String)> {
-    let dir = std::env::var_os("OCCOPUS_TESTENV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("testenv"));
-    std::fs::read_to_string(dir.join("env"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
+pub use occopus_tests::workspace_root;
 
 /// The test engine's endpoint, or `None` when the tests are to be skipped. Panics with
 /// instructions when there is no engine and skipping was not asked for.
@@ -59,10 +34,7 @@ pub fn endpoint() -> Option<String> {
     static EP: OnceLock<Result<String, String>> = OnceLock::new();
     let r = EP.get_or_init(|| {
         let ep = std::env::var(ENDPOINT_ENV).ok().filter(|s| !s.is_empty()).or_else(|| {
-            testenv_file()
-                .into_iter()
-                .find(|(k, _)| k == ENDPOINT_ENV)
-                .map(|(_, v)| v)
+            occopus_tests::testenv().remove(ENDPOINT_ENV)
         });
         let Some(ep) = ep else {
             return Err(format!("{ENDPOINT_ENV} is not set and the test environment's env file does not name an engine"));
@@ -374,67 +346,17 @@ pub async fn build_busybox_image(api: &Api, tag: &str, files: &[(&str, &[u8], u3
     api.build(tag, tar(&entries)).await;
 }
 
-/// Run `cargo <args>` in the workspace with this test's target directory, serialised
-/// across test processes by a file lock.
-fn cargo_locked(args: &[&str]) -> Result<(), String> {
-    let target = target_dir();
-    let lock_path = target.join(".occopus-docker-e2e.lock");
-    let lock =
-        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock().map_err(|e| e.to_string())?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .env("CARGO_TARGET_DIR", &target)
-        .args(args)
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    let _ = lock.unlock();
-    if !out.status.success() {
-        return Err(format!(
-            "`cargo {}` failed:\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
-}
-
 /// The built plugin: `<target>/plugins/docker.wasm`, built once per test process with
-/// `cargo xtask build-plugins --only docker --only basic` (the CLI tests need the `basic`
-/// health checker too).
+/// `cargo xtask build-plugins` (the CLI tests need the `basic` health checker too).
 pub fn plugin_wasm() -> PathBuf {
-    static P: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let r = P.get_or_init(|| {
-        cargo_locked(&[
-            "xtask",
-            "build-plugins",
-            "--only",
-            "docker",
-            "--only",
-            "basic",
-        ])?;
-        Ok(target_dir().join("plugins/docker.wasm"))
-    });
-    match r {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
+    occopus_tests::plugin_dir().join("docker.wasm")
 }
 
 /// The `occopus` binary (`<target>/debug/occopus`), built once per test process. It finds
 /// the plugins of `<target>/plugins` as built-in ones.
 pub fn occopus_bin() -> PathBuf {
-    static B: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let r = B.get_or_init(|| {
-        plugin_wasm();
-        cargo_locked(&["build", "--quiet", "-p", "occopus-cli"])?;
-        Ok(target_dir().join("debug/occopus"))
-    });
-    match r {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("{e}"),
-    }
+    plugin_wasm();
+    occopus_tests::occopus_bin()
 }
 
 /// The files under `dir` as `(relative path, contents, mode)`, for [`tar`].
