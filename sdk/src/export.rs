@@ -9,7 +9,8 @@ use crate::bindings::host::occopus::plugin::types as wit;
 use crate::bindings::resource_handler::exports::occopus::plugin::resource_handler as rh;
 use crate::kinds::{ConfigManager, HealthChecker, ResourceHandler};
 use crate::request::{
-    CreateRequest, Credentials, HealthRequest, InfraRequest, InstanceRef, NodeRequest, parse_json,
+    CreateRequest, Credentials, HealthRequest, InfraRequest, InstanceRef, Json, NodeRequest,
+    parse_json,
 };
 use crate::types::{HealthStatus, NodeStatus};
 use std::marker::PhantomData;
@@ -43,9 +44,9 @@ fn create_request(r: rh::CreateRequest) -> crate::Result<CreateRequest> {
 fn instance_ref(r: rh::InstanceRef) -> crate::Result<InstanceRef> {
     Ok(InstanceRef {
         node: r.node.into(),
-        resource: parse_json("the resource section", &r.resource)?,
+        resource: Json::from_text("the resource section", r.resource),
         credentials: credentials(r.credentials)?,
-        instance: parse_json("instance data", &r.instance)?,
+        instance: Json::from_text("instance data", r.instance),
         type_name: r.type_name,
     })
 }

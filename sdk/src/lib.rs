@@ -66,8 +66,10 @@
 //!   The plugin type must implement `Default`; it is built afresh for every call, because
 //!   the host may run several instances and discard one between calls. Whatever a later
 //!   call needs goes into the instance data `create` returns.
-//! * **Requests**: [`CreateRequest`], [`InstanceRef`], [`HealthRequest`],
-//!   [`InfraRequest`], [`NodeRequest`] carry the rendered section as a JSON [`Value`];
+//! * **Requests**: [`CreateRequest`], [`HealthRequest`], [`InfraRequest`],
+//!   [`NodeRequest`] carry the rendered section as a JSON [`Value`]; [`InstanceRef`]
+//!   (for the often-polled `state` and the other calls on an existing instance) keeps the
+//!   section and the instance data as [`Json`] text, parsed only when read.
 //!   `req.section::<T>()` deserialises it and reports a bad field as
 //!   [`PluginError::InvalidConfig`] with its JSON pointer (`/ports/1`, and for a missing
 //!   field the field's own pointer). [`Credentials`] wraps the auth-data entry: its
@@ -144,7 +146,7 @@ pub use error::{PluginError, Result};
 pub use kinds::{ConfigManager, HealthChecker, ResourceHandler};
 pub use metadata::{Metadata, TypeInfo};
 pub use request::{
-    CreateRequest, Credentials, HealthRequest, InfraRequest, InstanceRef, NodeRequest,
+    CreateRequest, Credentials, HealthRequest, InfraRequest, InstanceRef, Json, NodeRequest,
     parse_section,
 };
 pub use serde_json::{self, Value, json};

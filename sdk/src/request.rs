@@ -10,10 +10,15 @@ use crate::types::{Addresses, NodeContext};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Parse a section into `T`. Errors name the JSON pointer of the bad field; for a missing
 /// field, the pointer of the field that should be there.
 pub fn parse_section<T: DeserializeOwned>(section: &Value) -> Result<T> {
+    // Tracking the path costs on every call; it is only needed to report an error.
+    if let Ok(v) = T::deserialize(section) {
+        return Ok(v);
+    }
     serde_path_to_error::deserialize(section).map_err(|e| {
         let (pointer, message) = pointer_and_message(&e);
         PluginError::invalid(pointer, message)
@@ -23,6 +28,9 @@ pub fn parse_section<T: DeserializeOwned>(section: &Value) -> Result<T> {
 /// Parse plugin-made JSON (instance data) into `T`. Errors are internal: instance data
 /// is written by the plugin itself, so a mismatch is a plugin bug or a format change.
 pub fn parse_instance<T: DeserializeOwned>(instance: &Value) -> Result<T> {
+    if let Ok(v) = T::deserialize(instance) {
+        return Ok(v);
+    }
     serde_path_to_error::deserialize(instance).map_err(|e| {
         let (pointer, message) = pointer_and_message(&e);
         PluginError::internal(format!(
@@ -156,6 +164,10 @@ impl CreateRequest {
 }
 
 /// An existing instance, for `state`, `addresses`, `destroy` and `cost`.
+///
+/// These calls come often (the host polls `state` until an instance is ready), so the
+/// resource section and the instance data stay JSON text until the plugin reads them:
+/// a `state` that needs only the instance data never parses the section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceRef {
     /// Who the instance is.
@@ -163,25 +175,103 @@ pub struct InstanceRef {
     /// The resource `type`.
     pub type_name: String,
     /// The rendered `resource` section.
-    pub resource: Value,
+    pub resource: Json,
     /// The auth-data entry selected for this section, if any.
     pub credentials: Option<Credentials>,
     /// What `create` or `find` returned.
-    pub instance: Value,
+    pub instance: Json,
 }
 
 impl InstanceRef {
     /// Parse the `resource` section into the plugin's config type.
     pub fn section<T: DeserializeOwned>(&self) -> Result<T> {
-        parse_section(&self.resource)
+        self.resource.parse_section()
     }
     /// Parse the instance data `create` returned.
     pub fn instance<T: DeserializeOwned>(&self) -> Result<T> {
-        parse_instance(&self.instance)
+        self.instance.parse_instance()
     }
     /// The credentials, or an error saying the section needs an auth-data entry.
     pub fn credentials(&self) -> Result<&Credentials> {
         require_credentials(self.credentials.as_ref(), &self.type_name)
+    }
+}
+
+/// JSON the host sent as text, parsed only when it is read: typed reads deserialise
+/// straight from the text, and [`Json::value`] parses it once into a [`Value`].
+#[derive(Clone)]
+pub struct Json {
+    what: &'static str,
+    text: String,
+    value: OnceLock<Value>,
+}
+
+impl Json {
+    /// JSON text the host sent; `what` names it in errors (`"instance data"`).
+    pub fn from_text(what: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            what,
+            text: text.into(),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// An already parsed value (for tests).
+    pub fn from_value(what: &'static str, value: Value) -> Self {
+        Self {
+            what,
+            text: value.to_string(),
+            value: OnceLock::from(value),
+        }
+    }
+
+    /// The text as the host sent it.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether it is JSON `null` (for instance data: `create` never returned).
+    pub fn is_null(&self) -> bool {
+        self.text.trim() == "null"
+    }
+
+    /// The parsed value (parsed on the first call).
+    pub fn value(&self) -> Result<&Value> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let v = parse_json(self.what, &self.text)?;
+        Ok(self.value.get_or_init(|| v))
+    }
+
+    /// Deserialise as a section: see [`parse_section`].
+    pub fn parse_section<T: DeserializeOwned>(&self) -> Result<T> {
+        // Straight from the text; only a failure goes through the value, for the error's
+        // JSON pointer.
+        match serde_json::from_str(&self.text) {
+            Ok(v) => Ok(v),
+            Err(_) => parse_section(self.value()?),
+        }
+    }
+
+    /// Deserialise as instance data: see [`parse_instance`].
+    pub fn parse_instance<T: DeserializeOwned>(&self) -> Result<T> {
+        match serde_json::from_str(&self.text) {
+            Ok(v) => Ok(v),
+            Err(_) => parse_instance(self.value()?),
+        }
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text || matches!((self.value(), other.value()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -349,5 +439,66 @@ mod tests {
         };
         let e = req.credentials().unwrap_err().to_string();
         assert!(e.contains("auth_data"), "{e}");
+    }
+
+    fn instance_ref(resource: &str, instance: &str) -> InstanceRef {
+        InstanceRef {
+            node: NodeContext::default(),
+            type_name: "t".into(),
+            resource: Json::from_text("the resource section", resource),
+            credentials: None,
+            instance: Json::from_text("instance data", instance),
+        }
+    }
+
+    #[test]
+    fn instance_ref_parses_only_what_is_read() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        struct Data {
+            id: String,
+        }
+        // The resource text is not even JSON: a state call that reads only the instance
+        // data never looks at it.
+        let r = instance_ref("{not json", r#"{"id": "i-1"}"#);
+        assert_eq!(r.instance::<Data>().unwrap(), Data { id: "i-1".into() });
+        assert!(
+            r.instance.value.get().is_none(),
+            "typed reads build no Value"
+        );
+        assert!(r.resource.value.get().is_none());
+        let e = r.resource.value().unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("the resource section"), "{e}");
+        // A value is parsed once and kept.
+        assert_eq!(r.instance.value().unwrap(), &json!({"id": "i-1"}));
+        assert!(r.instance.value.get().is_some());
+    }
+
+    #[test]
+    fn typed_reads_from_text_report_errors_like_values_do() {
+        let r = instance_ref(r#"{"image": "x", "ports": [80, "http"]}"#, "null");
+        let e = r.section::<Cfg>().unwrap_err();
+        assert_eq!(e, err(json!({"image": "x", "ports": [80, "http"]})));
+        let PluginError::InvalidConfig { path, message } = e else {
+            panic!("wrong variant")
+        };
+        assert_eq!(path, "/ports/1");
+        assert!(
+            !message.contains("line 1"),
+            "no position in host text: {message}"
+        );
+        assert!(r.instance.is_null());
+        let e = r.instance::<Cfg>().unwrap_err();
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("instance data"), "{e}");
+    }
+
+    #[test]
+    fn json_equality_is_by_value() {
+        let a = Json::from_text("x", r#"{ "a" : 1 }"#);
+        let b = Json::from_value("x", json!({"a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(a, Json::from_value("x", json!({"a": 2})));
+        assert_eq!(format!("{b:?}"), r#"{"a":1}"#);
     }
 }

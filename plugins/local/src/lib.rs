@@ -146,7 +146,7 @@ impl ResourceHandler for Local {
     }
 
     fn state(&self, inst: &InstanceRef) -> Result<ResourceState> {
-        let i = Instance::parse(&inst.instance)?;
+        let i: Instance = inst.instance()?;
         let status = process::status(i.process)?;
         let phase = match status {
             ProcessStatus::Gone => None,
@@ -163,12 +163,12 @@ impl ResourceHandler for Local {
     }
 
     fn addresses(&self, inst: &InstanceRef) -> Result<Addresses> {
-        Ok(Addresses::single(Instance::parse(&inst.instance)?.address))
+        Ok(Addresses::single(inst.instance::<Instance>()?.address))
     }
 
     fn destroy(&self, inst: &InstanceRef) -> Result<()> {
         // Instance data from create, or (if create never returned) the recorded one.
-        let i = match Instance::parse(&inst.instance) {
+        let i = match inst.instance::<Instance>() {
             Ok(i) => Some(i),
             Err(_) if inst.instance.is_null() => recorded_instance()?,
             Err(e) => return Err(e),
@@ -178,7 +178,7 @@ impl ResourceHandler for Local {
                 process::kill(i.process, i.stop_grace_ms)?;
                 i.keep_workdir
             }
-            None => LocalSection::parse(&inst.resource)
+            None => LocalSection::parse(inst.resource.value()?)
                 .map(|s| s.keep_workdir)
                 .unwrap_or(false),
         };

@@ -45,7 +45,7 @@ impl Clock for HostClock {
 pub struct Sim;
 
 fn instance(inst: &InstanceRef) -> Result<sim::Instance> {
-    sim::parse_instance(&inst.instance)
+    inst.instance()
 }
 
 impl ResourceHandler for Sim {

@@ -7,7 +7,6 @@
 use crate::config::{Latency, Network, SimSection};
 use occopus_sdk::{Addresses, NodeContext, PluginError, ResourceState, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Time source and sleep. The plugin uses the host clock; tests use a fake.
@@ -223,11 +222,6 @@ pub fn cost(inst: &Instance, now_ms: u64) -> Option<f64> {
     inst.cost_per_hour.map(|p| p * hours)
 }
 
-/// Parse instance data written by [`create`] or [`find`].
-pub fn parse_instance(v: &Value) -> Result<Instance> {
-    occopus_sdk::request::parse_instance(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +253,7 @@ mod tests {
         }
     }
 
-    fn section(v: Value) -> SimSection {
+    fn section(v: serde_json::Value) -> SimSection {
         SimSection::parse(&v).unwrap()
     }
 
@@ -403,12 +397,15 @@ mod tests {
     fn instance_data_round_trips_and_costs_accrue() {
         let s = section(json!({"type": "sim", "cost_per_hour": 2.0}));
         let inst = instance_for(&s, &node("w", "n"), 1_000);
-        let v = serde_json::to_value(&inst).unwrap();
-        assert_eq!(parse_instance(&v).unwrap(), inst);
+        let text = serde_json::to_string(&inst).unwrap();
+        let data = occopus_sdk::Json::from_text("instance data", text);
+        assert_eq!(data.parse_instance::<Instance>().unwrap(), inst);
         assert_eq!(cost(&inst, 1_801_000), Some(1.0));
         let adopted = instance_for(&s, &node("w", "n"), 0);
         assert_eq!(cost(&adopted, 1_801_000), Some(0.0));
-        let e = parse_instance(&json!({"sim_id": 1})).unwrap_err();
+        let e = occopus_sdk::Json::from_value("instance data", json!({"sim_id": 1}))
+            .parse_instance::<Instance>()
+            .unwrap_err();
         assert!(!e.is_retryable());
         assert_eq!(
             cost(
