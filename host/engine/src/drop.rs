@@ -126,9 +126,9 @@ async fn drop_one(
     });
     match drop_steps(op, spec, &rec).await {
         Ok(()) => {
-            drop(op.persist(&[Record::Dropped {
+            op.persist_unawaited(&[Record::Dropped {
                 node_id: id.clone(),
-            }]));
+            }]);
             op.emit.emit(EventKind::NodeDropped {
                 node: name,
                 node_id: id,
@@ -138,7 +138,7 @@ async fn drop_one(
         Err(message) => {
             let message = format!("drop: {message}");
             rec.message = Some(message.clone());
-            drop(op.persist(&[Record::Instance(rec)]));
+            op.persist_unawaited(&[Record::Instance(rec)]);
             op.emit.emit(EventKind::NodeFailed {
                 node: name.clone(),
                 node_id: id.clone(),

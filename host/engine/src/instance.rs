@@ -144,7 +144,7 @@ pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceReco
                 elapsed_ms: started.elapsed().as_millis() as u64,
             });
             // Not awaited: a lost `ready` is re-established by a resume.
-            drop(op.persist(&[Record::Instance(ready.clone())]));
+            op.persist_unawaited(&[Record::Instance(ready.clone())]);
             return Outcome::Ready(node, ready);
         }
         Ok(Err(message)) => message,
@@ -156,7 +156,7 @@ pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceReco
     record.phase = InstancePhase::Failed;
     record.status = NodeStatus::Failed;
     record.message = Some(message.clone());
-    drop(op.persist(&[Record::Instance(record.clone())]));
+    op.persist_unawaited(&[Record::Instance(record.clone())]);
     op.emit.emit(EventKind::NodeFailed {
         node: record.node_name.clone(),
         node_id: record.node_id.clone(),
@@ -290,7 +290,7 @@ async fn steps(
     rec.addresses = addresses;
     rec.phase = InstancePhase::Created;
     set_record(progress, &rec);
-    drop(op.persist(&[Record::Instance(rec.clone())]));
+    op.persist_unawaited(&[Record::Instance(rec.clone())]);
     env.book.set(name.as_str(), id.as_str(), &rec.addresses);
     op.emit.emit(EventKind::NodeCreated {
         node: name.clone(),
@@ -329,7 +329,7 @@ async fn steps(
         if addresses != rec.addresses {
             rec.addresses = addresses;
             set_record(progress, &rec);
-            drop(op.persist(&[Record::Instance(rec.clone())]));
+            op.persist_unawaited(&[Record::Instance(rec.clone())]);
             env.book.set(name.as_str(), id.as_str(), &rec.addresses);
         }
     }

@@ -114,6 +114,12 @@ impl OpCtx<'_> {
         self.inner.store.append(self.infra_id, records)
     }
 
+    /// Record what a resume would re-establish anyway (an instance created or ready, a
+    /// drop done): nobody waits, so the store may sync it lazily.
+    pub fn persist_unawaited(&self, records: &[Record]) {
+        self.inner.store.append_unawaited(self.infra_id, records);
+    }
+
     /// Run a plugin call, retrying transient errors with backoff (honouring the plugin's
     /// `retry_after_ms`); permanent errors return at once. `what` names the call in
     /// retry events and errors.

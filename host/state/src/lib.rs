@@ -50,6 +50,13 @@ pub trait StateStore: Send + Sync {
     /// appended to this infrastructure before them) are durable. Dropping the ack does not
     /// cancel the write. An empty list is a flush barrier.
     fn append(&self, id: &InfraId, records: &[Record]) -> Ack;
+    /// Queue records nobody will wait for: records a resume re-establishes (an
+    /// instance's `created` or `ready`, a drop already done). They are stored in order
+    /// with the others, but a store may make them durable lazily (the file store syncs
+    /// them with the next awaited append, or within 50 ms), saving a sync per record.
+    fn append_unawaited(&self, id: &InfraId, records: &[Record]) {
+        drop(self.append(id, records));
+    }
     /// Every known infrastructure, oldest first.
     async fn list(&self) -> Result<Vec<InfraSummary>, StateError>;
     /// Forget an infrastructure (and anything kept in its directory). `false` if it was

@@ -222,6 +222,66 @@ async fn compaction_keeps_the_state_and_bounds_the_journal() {
     assert!(!stale.exists());
 }
 
+#[tokio::test]
+async fn records_nobody_waits_for_are_written_at_once_and_synced_lazily() {
+    let (_dir, store) = fresh();
+    let id = InfraId::new("lazy");
+    store
+        .create_infra(&sample_meta("lazy", "lazy", 1))
+        .await
+        .unwrap();
+    // Settle: the first append opens the journal.
+    store.append(&id, &[]).await.unwrap();
+    let before = store.stats();
+    for i in 0..500 {
+        let rec = sample_record(&format!("n{i}"), "web", InstancePhase::Ready);
+        store.append_unawaited(&id, &[Record::Instance(rec)]);
+    }
+    // Nobody awaits anything: the writer syncs them on its own within its deferral
+    // window (50 ms; allow a slow machine), in one go rather than one sync per record.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.stats().syncs == before.syncs || store.stats().records - before.records < 500 {
+        assert!(
+            Instant::now() < deadline,
+            "the unawaited records were never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let synced = store.stats();
+    assert_eq!(synced.records - before.records, 500);
+    assert!(
+        synced.syncs - before.syncs <= 3,
+        "500 unawaited records must not cost a sync each: {} syncs",
+        synced.syncs - before.syncs
+    );
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.instances.len(), 500);
+    // An awaited record syncs together with anything still unsynced.
+    let s0 = store.stats().syncs;
+    store.append_unawaited(
+        &id,
+        &[Record::Instance(sample_record(
+            "late",
+            "web",
+            InstancePhase::Ready,
+        ))],
+    );
+    store
+        .append(
+            &id,
+            &[Record::Instance(sample_record(
+                "awaited",
+                "web",
+                InstancePhase::Ready,
+            ))],
+        )
+        .await
+        .unwrap();
+    assert!(store.stats().syncs - s0 <= 1);
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.instances.len(), 502);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn group_commit_batches_syncs() {
     let (_dir, store) = fresh();

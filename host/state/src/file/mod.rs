@@ -175,6 +175,39 @@ impl FileStore {
         }
     }
 
+    /// Encode `records` and queue them for the writer; `ack` is resolved once they are
+    /// durable, and `None` lets the writer sync them lazily.
+    fn queue(
+        &self,
+        id: &InfraId,
+        records: &[Record],
+        ack: Option<tokio::sync::oneshot::Sender<Result<(), StateError>>>,
+    ) -> Result<(), StateError> {
+        let dir = self.infra_dir(id)?;
+        let mut entries = Vec::with_capacity(records.len());
+        for r in records {
+            let (key, delete) = r.key();
+            let mut line = serde_json::to_vec(r).map_err(|e| StateError::Corrupt {
+                path: dir.clone(),
+                line: None,
+                message: format!("cannot encode a record: {e}"),
+            })?;
+            line.push(b'\n');
+            entries.push(writer::Entry { key, delete, line });
+        }
+        let msg = writer::Msg::Append {
+            infra: id.clone(),
+            dir,
+            entries,
+            ack,
+        };
+        if self.send(msg) {
+            Ok(())
+        } else {
+            Err(StateError::WriterGone)
+        }
+    }
+
     fn load_sync(&self, id: &InfraId) -> Result<Option<InfraState>, StateError> {
         let dir = self.infra_dir(id)?;
         let Some(meta) = read_document::<InfraMeta>(&dir.join(META))? else {
@@ -269,37 +302,16 @@ impl crate::StateStore for FileStore {
     }
 
     fn append(&self, id: &InfraId, records: &[Record]) -> Ack {
-        let dir = match self.infra_dir(id) {
-            Ok(d) => d,
-            Err(e) => return Ack::ready(Err(e)),
-        };
-        let mut entries = Vec::with_capacity(records.len());
-        for r in records {
-            let (key, delete) = r.key();
-            let mut line = match serde_json::to_vec(r) {
-                Ok(l) => l,
-                Err(e) => {
-                    return Ack::ready(Err(StateError::Corrupt {
-                        path: dir,
-                        line: None,
-                        message: format!("cannot encode a record: {e}"),
-                    }));
-                }
-            };
-            line.push(b'\n');
-            entries.push(writer::Entry { key, delete, line });
-        }
         let (tx, ack) = Ack::channel();
-        let msg = writer::Msg::Append {
-            infra: id.clone(),
-            dir,
-            entries,
-            ack: tx,
-        };
-        if self.send(msg) {
-            ack
-        } else {
-            Ack::ready(Err(StateError::WriterGone))
+        match self.queue(id, records, Some(tx)) {
+            Ok(()) => ack,
+            Err(e) => Ack::ready(Err(e)),
+        }
+    }
+
+    fn append_unawaited(&self, id: &InfraId, records: &[Record]) {
+        if let Err(e) = self.queue(id, records, None) {
+            tracing::warn!(target: "occopus::state", infra = %id, "records not stored: {e}");
         }
     }
 

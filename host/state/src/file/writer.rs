@@ -3,6 +3,13 @@
 //! acknowledges all of them. While it syncs, new records queue up and form the next group,
 //! so N concurrent steps cost far fewer than N syncs.
 //!
+//! Records nobody waits for ([`crate::StateStore::append_unawaited`]: the engine's
+//! records that a resume re-establishes, like `created` and `ready`) are written at once
+//! but synced lazily: with the next group that somebody waits for on the same journal,
+//! at the latest [`DEFERRED_SYNC`] later, when the journal is closed, and when the
+//! writer stops. Written data survives the process being killed; only an OS crash
+//! within that window can lose it.
+//!
 //! The writer also keeps, per open journal, the latest line of every live key (the view)
 //! so that compaction writes a snapshot without re-reading the journal.
 
@@ -16,9 +23,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+/// Longest a written record nobody waits for stays unsynced.
+pub(crate) const DEFERRED_SYNC: Duration = Duration::from_millis(50);
 
 /// One record ready to write: the key it replaces, whether it deletes it, the JSON line.
 pub(crate) struct Entry {
@@ -32,7 +43,8 @@ pub(crate) enum Msg {
         infra: InfraId,
         dir: PathBuf,
         entries: Vec<Entry>,
-        ack: oneshot::Sender<Result<(), StateError>>,
+        /// Who waits for the records to be durable; `None`: nobody, sync lazily.
+        ack: Option<oneshot::Sender<Result<(), StateError>>>,
     },
     /// Close the journal of an infrastructure (before its directory is removed).
     Close {
@@ -199,6 +211,8 @@ impl Journal {
         self.file = file;
         self.generation = next;
         self.bytes = header.len() as u64;
+        // The snapshot holds every line, unsynced ones included.
+        self.dirty = !sync;
         Ok(())
     }
 }
@@ -207,7 +221,7 @@ impl Journal {
 /// through), its ack, and an error found before syncing.
 type Waiting = (
     Option<InfraId>,
-    oneshot::Sender<Result<(), StateError>>,
+    Option<oneshot::Sender<Result<(), StateError>>>,
     Option<StateError>,
 );
 
@@ -219,7 +233,24 @@ pub(crate) fn run(
     swap: Arc<RwLock<()>>,
 ) {
     let mut journals: HashMap<InfraId, Journal> = HashMap::new();
-    while let Ok(first) = rx.recv() {
+    // When the oldest written-but-unsynced record nobody waits for was written.
+    let mut deferred_since: Option<Instant> = None;
+    loop {
+        let first = match deferred_since {
+            None => match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+            Some(since) => match rx.recv_timeout(DEFERRED_SYNC.saturating_sub(since.elapsed())) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    sync_dirty(&mut journals, &stats);
+                    deferred_since = None;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut batch = vec![first];
         while let Ok(m) = rx.try_recv() {
             batch.push(m);
@@ -250,7 +281,10 @@ pub(crate) fn run(
                     };
                     match j.write(entries) {
                         Ok(()) => {
-                            if !touched.contains(&infra) {
+                            // Nobody waits: the sync can wait.
+                            if ack.is_none() {
+                                deferred_since.get_or_insert_with(Instant::now);
+                            } else if !touched.contains(&infra) {
                                 touched.push(infra.clone());
                             }
                             acks.push((Some(infra), ack, None));
@@ -289,7 +323,9 @@ pub(crate) fn run(
                 },
                 (None, None) => Ok(()),
             };
-            let _ = ack.send(result);
+            if let Some(ack) = ack {
+                let _ = ack.send(result);
+            }
         }
         for id in &touched {
             if let Some(j) = journals.get_mut(id) {
@@ -304,10 +340,24 @@ pub(crate) fn run(
                 }
             }
         }
+        if deferred_since.is_some_and(|t| t.elapsed() >= DEFERRED_SYNC) {
+            sync_dirty(&mut journals, &stats);
+            deferred_since = None;
+        }
         for (infra, done) in closes {
-            journals.remove(&infra);
+            if let Some(mut j) = journals.remove(&infra) {
+                let _ = j.sync(&stats);
+            }
             let _ = done.send(());
         }
+    }
+    sync_dirty(&mut journals, &stats);
+}
+
+/// Sync every journal with written but unsynced records (a failure poisons it).
+fn sync_dirty(journals: &mut HashMap<InfraId, Journal>, stats: &Stats) {
+    for j in journals.values_mut() {
+        let _ = j.sync(stats);
     }
 }
 
