@@ -380,7 +380,11 @@ impl PluginHost for Runtime {
     }
 
     /// Instantiate up to `count` instances of the plugin into its idle pool, in a
-    /// background task (none outside a tokio runtime), within its `max_instances`.
+    /// background task (none outside a tokio runtime), within its `max_instances`. Each
+    /// instance gets one cheap call, so that its first real call does not pay for the
+    /// guest's start-up (constructors, first page faults). One task, not one per
+    /// core: concurrent instantiations contend in the kernel (page faults, TLB
+    /// shootdowns) and cost more CPU than they save.
     fn prepare(&self, kind: PluginKind, type_name: &str, count: usize) {
         let Ok(plugin) = self.route(kind, type_name) else {
             return;
@@ -388,9 +392,11 @@ impl PluginHost for Runtime {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let plugin = plugin.clone();
+        let (plugin, type_name) = (plugin.clone(), type_name.to_string());
         rt.spawn(async move {
-            plugin.pool.prewarm(count).await;
+            let started = std::time::Instant::now();
+            let made = plugin.pool.prewarm(&type_name, count).await;
+            tracing::debug!(target: "occopus::plugin", plugin = %plugin.info.name, asked = count, made, elapsed_ms = started.elapsed().as_millis() as u64, "prewarmed instances");
         });
     }
 }

@@ -190,12 +190,12 @@ impl InstancePool {
     }
 
     /// Have `count` idle instances ready ahead of calls the engine expects (dependents of
-    /// a node that has started), so that their first calls find an instance instead of
-    /// instantiating one on the critical path. Each instantiation holds a call permit, and
-    /// live instances (idle and busy) never exceed the plugin's `max_instances`: warming
-    /// stops at that limit, when the permits are taken, once `count` are idle, or at the
-    /// first failure. Returns how many instances were made.
-    pub async fn prewarm(&self, count: usize) -> usize {
+    /// a node that has started), so that their first calls find a warm instance instead
+    /// of instantiating one on the critical path. Each instantiation
+    /// holds a call permit, and live instances (idle and busy) never exceed the plugin's
+    /// `max_instances`: warming stops at that limit, when the permits are taken, once
+    /// `count` are idle, or at the first failure. Returns how many instances were made.
+    pub async fn prewarm(&self, type_name: &str, count: usize) -> usize {
         let budget = self.shared.limits.budget("metadata");
         let mut made = 0;
         while made < count {
@@ -208,13 +208,58 @@ impl InstancePool {
             if idle >= count || idle > self.permits.available_permits() {
                 break;
             }
-            match self.instantiate(budget).await {
-                Ok(inst) => self.put_back(inst),
+            let mut inst = match self.instantiate(budget).await {
+                Ok(inst) => inst,
                 Err(_) => break,
+            };
+            if self.warm(&mut inst, type_name).await.is_err() {
+                break;
             }
+            self.put_back(inst);
             made += 1;
         }
         made
+    }
+
+    /// One cheap call on a fresh instance: the guest's first call runs its
+    /// constructors, sets up its allocator and faults in its stack and the first pages
+    /// of its heap, work that would otherwise land on the first real call. The call is
+    /// `validate(type, null)`: pure by contract, the same export in every kind, and
+    /// answered with an error that is ignored here. Only a trap or a timeout fails it.
+    async fn warm(&self, inst: &mut Instance, type_name: &str) -> Result<(), ()> {
+        let budget = self.shared.limits.budget("validate");
+        let policy = CallPolicy::new(self.shared.grants.clone());
+        inst.store
+            .data_mut()
+            .begin_call("warm-up", policy, None, budget);
+        inst.store.set_epoch_deadline(1);
+        let Instance {
+            store, bindings, ..
+        } = inst;
+        let (t, null) = (type_name.to_string(), "null".to_string());
+        let call = async {
+            match bindings {
+                Bindings::ResourceHandler(b) => b
+                    .occopus_plugin_resource_handler()
+                    .call_validate(&mut *store, &t, &null)
+                    .await
+                    .map(drop),
+                Bindings::HealthChecker(b) => b
+                    .occopus_plugin_health_checker()
+                    .call_validate(&mut *store, &t, &null)
+                    .await
+                    .map(drop),
+                Bindings::ConfigManager(b) => b
+                    .occopus_plugin_config_manager()
+                    .call_validate(&mut *store, &t, &null)
+                    .await
+                    .map(drop),
+            }
+        };
+        match tokio::time::timeout(budget + OUTER_GRACE, call).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
     }
 
     /// Idle instances now.

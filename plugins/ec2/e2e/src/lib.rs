@@ -44,7 +44,6 @@ impl std::fmt::Debug for Emulator {
     }
 }
 
-
 /// The emulator, or `None` when [`SKIP_VAR`] is `1`. Panics with instructions when it is
 /// not configured or does not answer.
 pub fn emulator() -> Option<Emulator> {
