@@ -3,7 +3,8 @@
 //! Ping, in order of preference: an unprivileged ICMP datagram socket (Linux, when
 //! `net.ipv4.ping_group_range` includes our group), a raw ICMP socket (root or
 //! `CAP_NET_RAW`), else the system `ping` program (`ping -c 1 -W <s>`). IPv4 is done
-//! natively; IPv6 targets use the `ping` program.
+//! natively and waits on the runtime's reactor (a refused datagram socket is remembered, so
+//! later pings open a raw one at once); IPv6 targets use the `ping` program.
 //!
 //! Must not: probe anything the call's policy does not allow.
 
@@ -14,6 +15,7 @@ use crate::convert::error_to_wit;
 use crate::state::PluginState;
 use occopus_model::plugin::PluginError;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// Longest probe timeout accepted (also capped by the call's budget).
@@ -110,10 +112,7 @@ pub(crate) async fn ping(host: &str, timeout: Duration) -> Result<ProbeResult, P
         },
     };
     if let IpAddr::V4(v4) = ip {
-        let native = tokio::task::spawn_blocking(move || icmp_echo_v4(v4, timeout))
-            .await
-            .map_err(|e| PluginError::Internal(format!("ping task failed: {e}")))?;
-        match native {
+        match icmp_echo_v4(v4, timeout).await {
             Ok(Some(rtt)) => {
                 return Ok(ProbeResult {
                     ok: true,
@@ -175,6 +174,11 @@ impl Drop for Fd {
         unsafe { libc::close(self.0) };
     }
 }
+impl std::os::fd::AsRawFd for Fd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
+}
 
 fn checksum(data: &[u8]) -> u16 {
     let mut sum = 0u32;
@@ -192,33 +196,44 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Blocking ICMP echo over a datagram socket, else a raw one. `Ok(None)`: no reply in
-/// time. `PermissionDenied`: neither socket kind is permitted.
-fn icmp_echo_v4(dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Option<Duration>> {
-    // SAFETY: plain socket(2) calls; the result is checked.
-    let (fd, raw) = unsafe {
-        let fd = libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
-        );
-        if fd >= 0 {
-            (fd, false)
-        } else {
-            let fd = libc::socket(
+/// Whether ICMP datagram sockets were refused once (then raw ones are tried first).
+static DGRAM_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Sequence numbers of echo requests, so that concurrent pings on raw sockets (which
+/// all see every reply) never take each other's replies.
+static NEXT_SEQ: AtomicU16 = AtomicU16::new(1);
+
+/// A non-blocking ICMP socket: a datagram one, else a raw one (`true`). `None`: neither
+/// kind is permitted.
+fn icmp_socket() -> Option<(Fd, bool)> {
+    let open = |kind: libc::c_int| {
+        // SAFETY: a plain socket(2) call; the result is checked.
+        let fd = unsafe {
+            libc::socket(
                 libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
                 libc::IPPROTO_ICMP,
-            );
-            if fd < 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-            }
-            (fd, true)
-        }
+            )
+        };
+        (fd >= 0).then_some(Fd(fd))
     };
-    let fd = Fd(fd);
+    if !DGRAM_REFUSED.load(Ordering::Relaxed) {
+        if let Some(fd) = open(libc::SOCK_DGRAM) {
+            return Some((fd, false));
+        }
+        DGRAM_REFUSED.store(true, Ordering::Relaxed);
+    }
+    open(libc::SOCK_RAW).map(|fd| (fd, true))
+}
+
+/// ICMP echo over a datagram socket, else a raw one, waiting on the runtime's reactor.
+/// `Ok(None)`: no reply in time. `PermissionDenied`: neither socket kind is permitted.
+async fn icmp_echo_v4(dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Option<Duration>> {
+    let Some((fd, raw)) = icmp_socket() else {
+        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+    };
     let ident = (std::process::id() & 0xffff) as u16;
-    let seq: u16 = 1;
+    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
     let mut pkt = [0u8; 24];
     pkt[0] = 8; // echo request
     pkt[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -247,60 +262,58 @@ fn icmp_echo_v4(dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Option<Dura
     if sent < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // SAFETY: `Fd` owns the open descriptor until it is dropped with the `AsyncFd`, and
+    // `as_raw_fd` always returns that same descriptor.
+    let fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    }?;
+    let deadline = tokio::time::Instant::from_std(start + timeout);
     let mut buf = [0u8; 1500];
     loop {
-        let left = timeout.saturating_sub(start.elapsed());
-        if left.is_zero() {
+        let Ok(ready) = tokio::time::timeout_at(deadline, fd.readable()).await else {
             return Ok(None);
-        }
-        let mut pfd = libc::pollfd {
-            fd: fd.0,
-            events: libc::POLLIN,
-            revents: 0,
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe {
-            libc::poll(
-                &mut pfd,
-                1,
-                left.as_millis().clamp(1, i32::MAX as u128) as i32,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
+        let mut guard = ready?;
+        let got = guard.try_io(|fd| {
+            // SAFETY: buf is writable for its length.
+            let len = unsafe { libc::recv(fd.get_ref().0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if len < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(len as usize)
             }
-            return Err(e);
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        // SAFETY: buf is writable for its length.
-        let len = unsafe { libc::recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if len < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let data = &buf[..len as usize];
-        // Raw sockets deliver the IP header first.
-        let icmp = if raw {
-            let ihl = usize::from(data.first().copied().unwrap_or(0) & 0x0f) * 4;
-            if data.len() < ihl + 8 || data[12..16] != dst.octets() {
-                continue;
-            }
-            &data[ihl..]
-        } else {
-            data
+        });
+        let len = match got {
+            Ok(Ok(len)) => len,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => return Err(e),
+            // Spurious readiness: wait again.
+            Err(_would_block) => continue,
         };
-        if icmp.len() < 8 || icmp[0] != 0 {
-            continue;
-        }
-        // Datagram sockets rewrite the identifier; match on the sequence number there.
-        let id_ok = !raw || icmp[4..6] == ident.to_be_bytes();
-        if id_ok && icmp[6..8] == seq.to_be_bytes() {
+        if is_our_reply(&buf[..len], raw, dst, ident, seq) {
             return Ok(Some(start.elapsed()));
         }
     }
+}
+
+/// Whether `data` (from a raw socket: with its IP header) is the echo reply to our
+/// request.
+fn is_our_reply(data: &[u8], raw: bool, dst: Ipv4Addr, ident: u16, seq: u16) -> bool {
+    let icmp = if raw {
+        let ihl = usize::from(data.first().copied().unwrap_or(0) & 0x0f) * 4;
+        if data.len() < ihl + 8 || ihl < 20 || data[12..16] != dst.octets() {
+            return false;
+        }
+        &data[ihl..]
+    } else {
+        data
+    };
+    if icmp.len() < 8 || icmp[0] != 0 {
+        return false;
+    }
+    // Datagram sockets rewrite the identifier; match on the sequence number there.
+    let id_ok = !raw || icmp[4..6] == ident.to_be_bytes();
+    id_ok && icmp[6..8] == seq.to_be_bytes()
 }
 
 #[cfg(test)]
@@ -314,6 +327,52 @@ mod tests {
         let c = checksum(&pkt);
         pkt[2..4].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&pkt), 0);
+    }
+
+    #[test]
+    fn only_our_echo_reply_matches() {
+        let dst = Ipv4Addr::new(127, 0, 0, 7);
+        // An echo reply (type 0) with identifier 0x1234, sequence 5.
+        let icmp = [0u8, 0, 0, 0, 0x12, 0x34, 0, 5];
+        assert!(
+            is_our_reply(&icmp, false, dst, 0x9999, 5),
+            "datagram: id rewritten"
+        );
+        assert!(
+            !is_our_reply(&icmp, false, dst, 0x1234, 6),
+            "another sequence"
+        );
+        let mut echo_request = icmp;
+        echo_request[0] = 8;
+        assert!(!is_our_reply(&echo_request, false, dst, 0x1234, 5));
+        // Raw sockets: a 20-byte IP header first, whose source must be the target.
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[12..16].copy_from_slice(&dst.octets());
+        let raw: Vec<u8> = ip.iter().chain(icmp.iter()).copied().collect();
+        assert!(is_our_reply(&raw, true, dst, 0x1234, 5));
+        assert!(!is_our_reply(&raw, true, dst, 0x4321, 5), "another process");
+        assert!(!is_our_reply(
+            &raw,
+            true,
+            Ipv4Addr::new(127, 0, 0, 8),
+            0x1234,
+            5
+        ));
+        assert!(!is_our_reply(&raw[..24], true, dst, 0x1234, 5), "truncated");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pings_each_get_their_own_reply() {
+        let mut pings = tokio::task::JoinSet::new();
+        for i in 1..=20u8 {
+            let host = format!("127.0.0.{i}");
+            pings.spawn(async move { (host.clone(), ping(&host, Duration::from_secs(2)).await) });
+        }
+        for (host, r) in pings.join_all().await {
+            let r = r.unwrap();
+            assert!(r.ok, "{host}: {r:?}");
+        }
     }
 
     #[tokio::test]
