@@ -38,9 +38,9 @@ use tokio::task::JoinSet;
 
 /// Routing problems found before anything is touched: every type the plan will use must
 /// have a plugin.
-pub(crate) fn preflight(
+pub(crate) fn preflight<'a>(
     engine: &Engine,
-    infra: &ResolvedInfra,
+    infra: &'a ResolvedInfra,
     plan: &Plan,
 ) -> Result<(), EngineError> {
     let host = &engine.inner.host;
@@ -58,40 +58,72 @@ pub(crate) fn preflight(
             creating[i] = true;
         }
     }
-    let mut problems: Vec<String> = Vec::new();
-    let mut note = |p: String| {
-        if !problems.contains(&p) {
-            problems.push(p);
+    // Each problem once, with the nodes it concerns (a missing plugin is one problem
+    // however many nodes use the type), in the order first seen.
+    let mut problems: Vec<(String, Vec<&NodeName>)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut note = |node: &'a NodeName, problem: String| {
+        let i = *seen.entry(problem.clone()).or_insert_with(|| {
+            problems.push((problem, Vec::new()));
+            problems.len() - 1
+        });
+        if problems[i].1.last() != Some(&node) {
+            problems[i].1.push(node);
         }
     };
     for (node, _) in infra.nodes.iter().zip(&creating).filter(|(_, c)| **c) {
         if node.implementations.is_empty() {
-            note(format!(
-                "node `{}` has no implementation of type `{}`",
-                node.name, node.type_name
-            ));
+            note(
+                &node.name,
+                format!("no implementation of type `{}`", node.type_name),
+            );
         }
         for imp in &node.implementations {
             if let Err(e) = host.resource_handler(imp.resource_type()) {
-                note(format!("node `{}`: {e}", node.name));
+                note(&node.name, e.to_string());
             }
             if let Some(cm) = &imp.config_management {
                 let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
                 if let Err(e) = host.config_manager(t) {
-                    note(format!("node `{}`: {e}", node.name));
+                    note(&node.name, e.to_string());
                 }
             }
             if imp.health_check.has_checks()
                 && let Err(e) = host.health_checker(&imp.health_check.type_name)
             {
-                note(format!("node `{}`: {e}", node.name));
+                note(&node.name, e.to_string());
             }
         }
     }
     if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(EngineError::Invalid(problems.join("; ")))
+        return Ok(());
+    }
+    let text: Vec<String> = problems
+        .iter()
+        .map(|(problem, nodes)| format!("{}: {problem}", node_list(nodes)))
+        .collect();
+    Err(EngineError::Invalid(text.join("; ")))
+}
+
+/// "node `a`", "nodes `a`, `b` and `c`", "nodes `a`, `b`, `c` and 997 more".
+fn node_list(nodes: &[&NodeName]) -> String {
+    const SHOWN: usize = 3;
+    let quoted = |n: &[&NodeName]| n.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+    match nodes {
+        [one] => format!("node `{one}`"),
+        _ if nodes.len() <= SHOWN + 1 => {
+            let q = quoted(nodes);
+            format!(
+                "nodes {} and {}",
+                q[..q.len() - 1].join(", "),
+                q[q.len() - 1]
+            )
+        }
+        _ => format!(
+            "nodes {} and {} more",
+            quoted(&nodes[..SHOWN]).join(", "),
+            nodes.len() - SHOWN
+        ),
     }
 }
 
@@ -645,5 +677,24 @@ fn task_failure(e: tokio::task::JoinError) -> String {
         format!("internal error: the engine's task for this instance panicked: {what}")
     } else {
         "internal error: the engine's task for this instance was cancelled".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_list;
+    use occopus_model::NodeName;
+
+    #[test]
+    fn node_lists_are_short() {
+        let names: Vec<NodeName> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| NodeName::new_unchecked(*n))
+            .collect();
+        let refs: Vec<&NodeName> = names.iter().collect();
+        assert_eq!(node_list(&refs[..1]), "node `a`");
+        assert_eq!(node_list(&refs[..2]), "nodes `a` and `b`");
+        assert_eq!(node_list(&refs[..4]), "nodes `a`, `b`, `c` and `d`");
+        assert_eq!(node_list(&refs), "nodes `a`, `b`, `c` and 2 more");
     }
 }

@@ -301,6 +301,42 @@ async fn unknown_plugin_types_fail_before_anything_happens() {
     assert!(env.engine.list().await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn a_missing_plugin_is_reported_once_for_all_its_nodes() {
+    let env = Env::new();
+    let nodes: Vec<_> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|name| {
+            let mut n = node(name, 1, 1);
+            n.implementations[0]
+                .resource
+                .insert("type".into(), serde_json::json!("dokcer"));
+            n
+        })
+        .collect();
+    let err = env
+        .engine
+        .build(
+            &infra(nodes, &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err.matches("no resource-handler plugin handles type `dokcer`")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("nodes `a`, `b`, `c` and 3 more: no resource-handler plugin"),
+        "{err}"
+    );
+    assert!(env.cloud.calls().is_empty());
+}
+
 #[test]
 fn engine_futures_can_be_spawned() {
     fn is_send<T: Send>(_: &T) {}
