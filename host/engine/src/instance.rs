@@ -23,6 +23,7 @@ use occopus_model::{
     ResolvedInfra,
 };
 use occopus_state::Record;
+use occopus_template::Namespace;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -198,16 +199,25 @@ async fn steps(
     };
     let imp = choose_impl(node, rec.node_id.as_str(), Some(rec.impl_index))
         .ok_or_else(|| format!("node `{}` has no implementation", node.name))?;
-    let mut ns = render::instance_namespace(
-        render::impl_vars(op.infra, op.infra_id, node, &env.mappings[node_idx], imp),
-        rec.node_id.as_str(),
-        env.book.clone(),
-    );
     // The intent holds the resource as rendered when the build started; it is final
     // unless the section reads other instances (or could not be rendered then).
     let recorded_final = rec.impl_index == imp.index
         && !imp.resource.values().any(render::uses_lookups)
         && !render::has_templates(&rec.resource);
+    // The names templates see cost a dozen copies per instance: build them only when
+    // something is left to render.
+    let needs_names = !recorded_final
+        || imp.config_management.is_some()
+        || render::context_has_templates(&imp.contextualisation);
+    let mut ns = if needs_names {
+        render::instance_namespace(
+            render::impl_vars(op.infra, op.infra_id, node, &env.mappings[node_idx], imp),
+            rec.node_id.as_str(),
+            env.book.clone(),
+        )
+    } else {
+        Namespace::new(env.book.clone())
+    };
     let resource = match rec.resource.as_object() {
         Some(m) if recorded_final => m.clone(),
         _ => render::render_section(r, &ns, "resource", &imp.resource)?,

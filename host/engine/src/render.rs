@@ -139,6 +139,21 @@ pub(crate) fn uses_lookups(v: &Value) -> bool {
     }
 }
 
+/// Whether rendering a contextualisation reads any name: with no template in it,
+/// [`render_context`] returns it as written whatever the namespace.
+pub(crate) fn context_has_templates(c: &Contextualisation) -> bool {
+    match c {
+        Contextualisation::Cloudinit {
+            context_template,
+            attributes,
+        } => is_template(context_template) || has_templates(attributes),
+        Contextualisation::Docker { env, command, .. } => {
+            env.iter().any(|e| is_template(e)) || command.as_ref().is_some_and(has_templates)
+        }
+        Contextualisation::Basic { attributes } => has_templates(attributes),
+    }
+}
+
 /// Whether any string inside `v` is a template.
 pub(crate) fn has_templates(v: &Value) -> bool {
     match v {
@@ -343,5 +358,31 @@ mod tests {
             json!({"env": ["DB=10.1.1.1", "PORT=80"], "command": ["run", "n-1"]})
         );
         assert_eq!(c.context, None);
+    }
+
+    #[test]
+    fn only_templated_contextualisations_need_names() {
+        let plain = Contextualisation::Cloudinit {
+            context_template: "#cloud-config\nruncmd: [true]".into(),
+            attributes: json!({"a": 1}),
+        };
+        assert!(!context_has_templates(&plain));
+        let templated = Contextualisation::Cloudinit {
+            context_template: "db={{ getip('db') }}".into(),
+            attributes: Value::Null,
+        };
+        assert!(context_has_templates(&templated));
+        let docker = |env: &str, command: Option<Value>| Contextualisation::Docker {
+            env: vec![env.into()],
+            command,
+            context_variables: json!({"x": 1}),
+        };
+        assert!(!context_has_templates(&docker("A=1", None)));
+        assert!(context_has_templates(&docker("A={{ x }}", None)));
+        assert!(context_has_templates(&docker(
+            "A=1",
+            Some(json!(["run", "{{ node_id }}"]))
+        )));
+        assert!(!context_has_templates(&Contextualisation::default()));
     }
 }
