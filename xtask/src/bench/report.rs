@@ -330,21 +330,21 @@ impl Report {
             );
             if let Some((max, median)) = c.start_lag_ms {
                 note.push_str(&format!(
-                    " From the build's events, a node waited at most {max:.0} ms (median {median:.0} ms) between its dependencies being ready and its create starting: where many nodes become startable at once, the engine works through their creates one after another on the available cores, and the ones it reaches last wait longest."
+                    " From the build's events, a node waited at most {max:.0} ms (median {median:.0} ms) between its dependencies being ready and its create starting."
                 ));
-            }
-            // Work that cannot overlap: the CPU the build used, spread over every core.
-            let cpu_floor_ms = c.cpu.as_secs_f64() * 1e3 / self.machine.cores.max(1) as f64;
-            if gap > 0.0 && cpu_floor_ms >= 0.5 * gap {
-                note.push_str(&format!(
-                    " The build process used {} of CPU for {} nodes ({:.0} µs per node: rendering, plugin calls, recording, events, scheduling); spread over {} cores that alone is {:.0} ms, {:.0}% of the gap. When the critical path is this short next to the total work, the makespan is bound by CPU, not by the schedule.",
-                    dur(c.cpu.as_secs_f64()),
-                    count(c.n),
-                    c.cpu.as_secs_f64() * 1e6 / c.n.max(1) as f64,
-                    self.machine.cores,
-                    cpu_floor_ms,
-                    (cpu_floor_ms / gap * 100.0).min(999.0)
-                ));
+                if c.shape == Shape::FanOut && c.n > 1 {
+                    // All leaves become startable when the root is ready: the worst wait
+                    // is the time it took to issue every one of them.
+                    let per_create_us =
+                        max * 1e3 * self.machine.cores.max(1) as f64 / (c.n - 1) as f64;
+                    note.push_str(&format!(
+                        " All {} leaves become startable the moment the root is ready, and starting one (its intent, rendering, the event, the plugin's `create` up to its first wait on the host clock) costs about {per_create_us:.0} µs of a core, so on {} cores the last leaves start {max:.0} ms late; the leaf on the critical path is one of them, at a random place in that queue. The build used {} of CPU in all ({:.0} µs per node); outside that burst, it overlaps the plugin's simulated waits.",
+                        count(c.n - 1),
+                        self.machine.cores,
+                        dur(c.cpu.as_secs_f64()),
+                        c.cpu.as_secs_f64() * 1e6 / c.n.max(1) as f64,
+                    ));
+                }
             }
             if c.shape == Shape::FanOut && c.n > s.sim_max_instances {
                 note.push_str(&format!(
