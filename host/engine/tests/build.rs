@@ -284,12 +284,7 @@ async fn unknown_plugin_types_fail_before_anything_happens() {
         .resource
         .insert("type".into(), serde_json::json!("dokcer"));
     let err = env
-        .engine
-        .build(
-            &infra(vec![n], &[]),
-            Arc::new(NoCredentials),
-            BuildOptions::default(),
-        )
+        .try_build(&infra(vec![n], &[]), BuildOptions::default())
         .await
         .unwrap_err();
     assert!(
@@ -315,12 +310,7 @@ async fn a_missing_plugin_is_reported_once_for_all_its_nodes() {
         })
         .collect();
     let err = env
-        .engine
-        .build(
-            &infra(nodes, &[]),
-            Arc::new(NoCredentials),
-            BuildOptions::default(),
-        )
+        .try_build(&infra(nodes, &[]), BuildOptions::default())
         .await
         .unwrap_err()
         .to_string();

@@ -16,6 +16,13 @@ fn fresh() -> (TempDir, FileStore) {
     (dir, store)
 }
 
+/// A fresh store holding one new infrastructure.
+async fn fresh_infra(id: &str, name: &str) -> (TempDir, FileStore, InfraId) {
+    let (dir, store) = fresh();
+    store.create_infra(&sample_meta(id, name, 1)).await.unwrap();
+    (dir, store, InfraId::new(id))
+}
+
 fn journal_file(root: &Path, id: &str) -> std::path::PathBuf {
     let dir = root.join("infras").join(id);
     std::fs::read_dir(&dir)
@@ -103,12 +110,7 @@ async fn records_survive_reopening_and_torn_tails_are_ignored() {
 
 #[tokio::test]
 async fn damage_in_the_middle_is_an_error_naming_file_and_line() {
-    let (dir, store) = fresh();
-    let id = InfraId::new("i2");
-    store
-        .create_infra(&sample_meta("i2", "two", 1))
-        .await
-        .unwrap();
+    let (dir, store, id) = fresh_infra("i2", "two").await;
     store
         .append(
             &id,
@@ -136,12 +138,7 @@ async fn damage_in_the_middle_is_an_error_naming_file_and_line() {
 
 #[tokio::test]
 async fn unknown_format_versions_are_refused_clearly() {
-    let (dir, store) = fresh();
-    let id = InfraId::new("i3");
-    store
-        .create_infra(&sample_meta("i3", "three", 1))
-        .await
-        .unwrap();
+    let (dir, store, id) = fresh_infra("i3", "three").await;
     let meta = dir.path().join("infras/i3/meta.json");
     let text = std::fs::read_to_string(&meta).unwrap();
     assert!(text.starts_with("{\"format\":1,"), "{text}");
@@ -224,12 +221,7 @@ async fn compaction_keeps_the_state_and_bounds_the_journal() {
 
 #[tokio::test]
 async fn records_nobody_waits_for_are_written_at_once_and_synced_lazily() {
-    let (_dir, store) = fresh();
-    let id = InfraId::new("lazy");
-    store
-        .create_infra(&sample_meta("lazy", "lazy", 1))
-        .await
-        .unwrap();
+    let (_dir, store, id) = fresh_infra("lazy", "lazy").await;
     // Settle: the first append opens the journal.
     store.append(&id, &[]).await.unwrap();
     let before = store.stats();
@@ -309,12 +301,7 @@ async fn group_commit_batches_syncs() {
 
 #[tokio::test]
 async fn removing_state_ignores_node_working_directories() {
-    let (dir, store) = fresh();
-    let id = InfraId::new("i5");
-    store
-        .create_infra(&sample_meta("i5", "five", 1))
-        .await
-        .unwrap();
+    let (dir, store, id) = fresh_infra("i5", "five").await;
     store
         .append(
             &id,
@@ -421,12 +408,7 @@ async fn a_dead_holder_never_blocks() {
 /// there is still one writer at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_never_holds_the_lock_of_a_removed_infrastructure() {
-    let (_dir, store) = fresh();
-    let id = InfraId::new("i9");
-    store
-        .create_infra(&sample_meta("i9", "nine", 1))
-        .await
-        .unwrap();
+    let (_dir, store, id) = fresh_infra("i9", "nine").await;
     let holder = store
         .lock(
             &id,
