@@ -116,11 +116,19 @@ impl fmt::Display for BuildError {
             }
             write!(f, "{}", list_failures(&self.failures))?;
         }
+        // Up to a screenful of names; the rest as a count (the events name every one).
         let names = |v: &[NodeName]| {
-            v.iter()
+            const SHOWN: usize = 10;
+            let mut s = v
+                .iter()
+                .take(SHOWN)
                 .map(NodeName::as_str)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            if v.len() > SHOWN {
+                s.push_str(&format!(" and {} more", v.len() - SHOWN));
+            }
+            s
         };
         if !self.skipped.is_empty() {
             write!(
@@ -166,3 +174,33 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_of_skipped_and_unstarted_nodes_are_cut_to_a_count() {
+        let names = |n: usize| -> Vec<NodeName> {
+            (0..n)
+                .map(|i| NodeName::new_unchecked(format!("n{i}")))
+                .collect()
+        };
+        let e = BuildError {
+            infra_id: None,
+            name: "big".into(),
+            cause: None,
+            failures: Vec::new(),
+            skipped: names(999),
+            not_started: names(3),
+            after: AfterFailure::NothingCreated,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("failed: n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 989 more."),
+            "{text}"
+        );
+        assert!(text.contains("the build stopped: n0, n1, n2"), "{text}");
+        assert!(text.len() < 300, "{text}");
+    }
+}

@@ -149,6 +149,13 @@ impl Engine {
         let started = Instant::now();
         let name = infra.name.as_str();
         let graph = NodeGraph::of(infra).map_err(|e| BuildError::engine(None, name, e))?;
+        // A new infrastructure is checked before anything is written for it, so a build
+        // refused for a missing plugin names no infrastructure and leaves nothing behind.
+        let checked = opts.infra_id.is_none();
+        if checked {
+            let plan = plan::compute(infra, &graph, None);
+            preflight(self, infra, &plan).map_err(|e| BuildError::engine(None, name, e))?;
+        }
         let infra_id = opts
             .infra_id
             .clone()
@@ -162,7 +169,9 @@ impl Engine {
             .await
             .map_err(|e| fail(e.into()))?;
         let plan = plan::compute(infra, &graph, state.as_ref());
-        preflight(self, infra, &plan).map_err(&fail)?;
+        if !checked {
+            preflight(self, infra, &plan).map_err(&fail)?;
+        }
 
         let is_new = state.is_none();
         let created_at_ms = match &state {

@@ -325,6 +325,13 @@ async fn a_missing_plugin_is_reported_once_for_all_its_nodes() {
         "{err}"
     );
     assert!(env.cloud.calls().is_empty());
+    // Refused before an infrastructure was chosen: none is named, nothing is left.
+    assert!(!err.contains("infrastructure "), "{err}");
+    let infras = env.dir.path().join("infras");
+    let left: Vec<_> = std::fs::read_dir(&infras)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

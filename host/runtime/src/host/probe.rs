@@ -203,9 +203,10 @@ static DGRAM_REFUSED: AtomicBool = AtomicBool::new(false);
 /// all see every reply) never take each other's replies.
 static NEXT_SEQ: AtomicU16 = AtomicU16::new(1);
 
-/// A non-blocking ICMP socket: a datagram one, else a raw one (`true`). `None`: neither
-/// kind is permitted.
-fn icmp_socket() -> Option<(Fd, bool)> {
+/// A non-blocking ICMP socket: a datagram one, else a raw one (`true`).
+/// `PermissionDenied`: neither kind is permitted. Only a refusal (not a shortage of
+/// descriptors or buffers) makes later pings skip the datagram kind.
+fn icmp_socket() -> std::io::Result<(Fd, bool)> {
     let open = |kind: libc::c_int| {
         // SAFETY: a plain socket(2) call; the result is checked.
         let fd = unsafe {
@@ -215,23 +216,36 @@ fn icmp_socket() -> Option<(Fd, bool)> {
                 libc::IPPROTO_ICMP,
             )
         };
-        (fd >= 0).then_some(Fd(fd))
+        if fd >= 0 {
+            Ok(Fd(fd))
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let refused = |e: &std::io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EACCES | libc::EPERM | libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT)
+        )
     };
     if !DGRAM_REFUSED.load(Ordering::Relaxed) {
-        if let Some(fd) = open(libc::SOCK_DGRAM) {
-            return Some((fd, false));
+        match open(libc::SOCK_DGRAM) {
+            Ok(fd) => return Ok((fd, false)),
+            Err(e) if refused(&e) => DGRAM_REFUSED.store(true, Ordering::Relaxed),
+            Err(e) => return Err(e),
         }
-        DGRAM_REFUSED.store(true, Ordering::Relaxed);
     }
-    open(libc::SOCK_RAW).map(|fd| (fd, true))
+    match open(libc::SOCK_RAW) {
+        Ok(fd) => Ok((fd, true)),
+        Err(e) if refused(&e) => Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        Err(e) => Err(e),
+    }
 }
 
 /// ICMP echo over a datagram socket, else a raw one, waiting on the runtime's reactor.
 /// `Ok(None)`: no reply in time. `PermissionDenied`: neither socket kind is permitted.
 async fn icmp_echo_v4(dst: Ipv4Addr, timeout: Duration) -> std::io::Result<Option<Duration>> {
-    let Some((fd, raw)) = icmp_socket() else {
-        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-    };
+    let (fd, raw) = icmp_socket()?;
     let ident = (std::process::id() & 0xffff) as u16;
     let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
     let mut pkt = [0u8; 24];
