@@ -62,6 +62,17 @@ pub(crate) fn preflight<'a>(
     // however many nodes use the type), in the order first seen.
     let mut problems: Vec<(String, Vec<&NodeName>)> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // The plugin types missing, for the one-line answer when no plugin is loaded at all.
+    let mut missing: Vec<String> = Vec::new();
+    let mut kinds_loaded = false;
+    let mut absent = |e: occopus_model::plugin::NoPlugin| {
+        kinds_loaded |= !e.known.is_empty();
+        let t = format!("{} `{}`", e.kind, e.type_name);
+        if !missing.contains(&t) {
+            missing.push(t);
+        }
+        e.to_string()
+    };
     let mut note = |node: &'a NodeName, problem: String| {
         let i = *seen.entry(problem.clone()).or_insert_with(|| {
             problems.push((problem, Vec::new()));
@@ -80,29 +91,46 @@ pub(crate) fn preflight<'a>(
         }
         for imp in &node.implementations {
             if let Err(e) = host.resource_handler(imp.resource_type()) {
-                note(&node.name, e.to_string());
+                note(&node.name, absent(e));
             }
             if let Some(cm) = &imp.config_management {
                 let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
                 if let Err(e) = host.config_manager(t) {
-                    note(&node.name, e.to_string());
+                    note(&node.name, absent(e));
                 }
             }
             if imp.health_check.has_checks()
                 && let Err(e) = host.health_checker(&imp.health_check.type_name)
             {
-                note(&node.name, e.to_string());
+                note(&node.name, absent(e));
             }
         }
     }
     if problems.is_empty() {
         return Ok(());
     }
+    let only_missing = problems.len() == missing.len();
+    if only_missing && !kinds_loaded {
+        // Every problem is a plugin kind of which none is loaded: one cause, one line.
+        return Err(EngineError::Invalid(format!(
+            "no plugin of the kinds this build needs is loaded (check --plugin-dir); it needs {}",
+            and_list(&missing)
+        )));
+    }
     let text: Vec<String> = problems
         .iter()
         .map(|(problem, nodes)| format!("{}: {problem}", node_list(nodes)))
         .collect();
     Err(EngineError::Invalid(text.join("; ")))
+}
+
+/// "x", "x and y", "x, y and z".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 /// "node `a`", "nodes `a`, `b` and `c`", "nodes `a`, `b`, `c` and 997 more".

@@ -334,6 +334,81 @@ async fn a_missing_plugin_is_reported_once_for_all_its_nodes() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// A host with no plugin loaded at all.
+struct NoPlugins;
+
+impl occopus_model::plugin::PluginHost for NoPlugins {
+    fn resource_handler(
+        &self,
+        t: &str,
+    ) -> Result<Arc<dyn occopus_model::plugin::ResourceHandler>, occopus_model::plugin::NoPlugin>
+    {
+        Err(none_of(PluginKind::ResourceHandler, t))
+    }
+    fn health_checker(
+        &self,
+        t: &str,
+    ) -> Result<Arc<dyn occopus_model::plugin::HealthChecker>, occopus_model::plugin::NoPlugin>
+    {
+        Err(none_of(PluginKind::HealthChecker, t))
+    }
+    fn config_manager(
+        &self,
+        t: &str,
+    ) -> Result<Arc<dyn occopus_model::plugin::ConfigManager>, occopus_model::plugin::NoPlugin>
+    {
+        Err(none_of(PluginKind::ConfigManager, t))
+    }
+    fn check_section(
+        &self,
+        kind: PluginKind,
+        t: &str,
+        _: &serde_json::Value,
+        _: bool,
+    ) -> Result<Vec<occopus_model::plugin::FieldError>, occopus_model::plugin::NoPlugin> {
+        Err(none_of(kind, t))
+    }
+    fn plugins(&self) -> Vec<occopus_model::plugin::PluginInfo> {
+        Vec::new()
+    }
+}
+
+fn none_of(kind: PluginKind, t: &str) -> occopus_model::plugin::NoPlugin {
+    occopus_model::plugin::NoPlugin {
+        kind,
+        type_name: t.into(),
+        known: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn with_no_plugins_at_all_one_line_says_so_and_what_is_needed() {
+    let env = Env::new();
+    let engine = occopus_engine::Engine::new(
+        Arc::new(NoPlugins),
+        Arc::new(env.store.clone()),
+        fast_options(),
+    );
+    let nodes: Vec<_> = (0..50).map(|i| node(&format!("n{i}"), 1, 1)).collect();
+    let err = engine
+        .build(
+            &infra(nodes, &[]),
+            Arc::new(NoCredentials),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "no plugin of the kinds this build needs is loaded (check --plugin-dir); it needs \
+             resource-handler `fake` and health-checker `basic`"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("n49"), "no node list: {err}");
+}
+
 #[test]
 fn engine_futures_can_be_spawned() {
     fn is_send<T: Send>(_: &T) {}
