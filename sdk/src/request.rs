@@ -15,11 +15,7 @@ use std::sync::OnceLock;
 /// Parse a section into `T`. Errors name the JSON pointer of the bad field; for a missing
 /// field, the pointer of the field that should be there.
 pub fn parse_section<T: DeserializeOwned>(section: &Value) -> Result<T> {
-    // Tracking the path costs on every call; it is only needed to report an error.
-    if let Ok(v) = T::deserialize(section) {
-        return Ok(v);
-    }
-    serde_path_to_error::deserialize(section).map_err(|e| {
+    deserialize_tracked(section).map_err(|e| {
         let (pointer, message) = pointer_and_message(&e);
         PluginError::invalid(pointer, message)
     })
@@ -28,15 +24,23 @@ pub fn parse_section<T: DeserializeOwned>(section: &Value) -> Result<T> {
 /// Parse plugin-made JSON (instance data) into `T`. Errors are internal: instance data
 /// is written by the plugin itself, so a mismatch is a plugin bug or a format change.
 pub fn parse_instance<T: DeserializeOwned>(instance: &Value) -> Result<T> {
-    if let Ok(v) = T::deserialize(instance) {
-        return Ok(v);
-    }
-    serde_path_to_error::deserialize(instance).map_err(|e| {
+    deserialize_tracked(instance).map_err(|e| {
         let (pointer, message) = pointer_and_message(&e);
         PluginError::internal(format!(
             "instance data does not match this plugin version at `{pointer}`: {message}"
         ))
     })
+}
+
+/// Deserialise `v`, tracking the path only when that fails (tracking costs on every call;
+/// it is needed only to report an error).
+fn deserialize_tracked<T: DeserializeOwned>(
+    v: &Value,
+) -> std::result::Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    match T::deserialize(v) {
+        Ok(t) => Ok(t),
+        Err(_) => serde_path_to_error::deserialize(v),
+    }
 }
 
 /// The JSON pointer and message of a deserialisation error. A `missing field `x``
@@ -246,19 +250,20 @@ impl Json {
 
     /// Deserialise as a section: see [`parse_section`].
     pub fn parse_section<T: DeserializeOwned>(&self) -> Result<T> {
-        // Straight from the text; only a failure goes through the value, for the error's
-        // JSON pointer.
-        match serde_json::from_str(&self.text) {
-            Ok(v) => Ok(v),
-            Err(_) => parse_section(self.value()?),
-        }
+        self.typed(parse_section)
     }
 
     /// Deserialise as instance data: see [`parse_instance`].
     pub fn parse_instance<T: DeserializeOwned>(&self) -> Result<T> {
+        self.typed(parse_instance)
+    }
+
+    /// Straight from the text; only a failure goes through the value, for the error's
+    /// JSON pointer (`slow` reports it).
+    fn typed<T: DeserializeOwned>(&self, slow: fn(&Value) -> Result<T>) -> Result<T> {
         match serde_json::from_str(&self.text) {
             Ok(v) => Ok(v),
-            Err(_) => parse_instance(self.value()?),
+            Err(_) => slow(self.value()?),
         }
     }
 }

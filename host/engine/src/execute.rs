@@ -59,27 +59,27 @@ pub(crate) fn preflight<'a>(
         }
     }
     // Each problem once, with the nodes it concerns (a missing plugin is one problem
-    // however many nodes use the type), in the order first seen.
-    let mut problems: Vec<(String, Vec<&NodeName>)> = Vec::new();
+    // however many nodes use the type), in the order first seen; for a missing plugin,
+    // also its kind and type, for the one-line answer when none of that kind is loaded.
+    struct Problem<'n> {
+        text: String,
+        nodes: Vec<&'n NodeName>,
+        missing: Option<String>,
+    }
+    let mut problems: Vec<Problem<'a>> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    // The plugin types missing, for the one-line answer when no plugin is loaded at all.
-    let mut missing: Vec<String> = Vec::new();
     let mut kinds_loaded = false;
-    let mut absent = |e: occopus_model::plugin::NoPlugin| {
-        kinds_loaded |= !e.known.is_empty();
-        let t = format!("{} `{}`", e.kind, e.type_name);
-        if !missing.contains(&t) {
-            missing.push(t);
-        }
-        e.to_string()
-    };
-    let mut note = |node: &'a NodeName, problem: String| {
-        let i = *seen.entry(problem.clone()).or_insert_with(|| {
-            problems.push((problem, Vec::new()));
+    let mut note = |node: &'a NodeName, text: String, missing: Option<String>| {
+        let i = *seen.entry(text.clone()).or_insert_with(|| {
+            problems.push(Problem {
+                text,
+                nodes: Vec::new(),
+                missing,
+            });
             problems.len() - 1
         });
-        if problems[i].1.last() != Some(&node) {
-            problems[i].1.push(node);
+        if problems[i].nodes.last() != Some(&node) {
+            problems[i].nodes.push(node);
         }
     };
     for (node, _) in infra.nodes.iter().zip(&creating).filter(|(_, c)| **c) {
@@ -87,30 +87,36 @@ pub(crate) fn preflight<'a>(
             note(
                 &node.name,
                 format!("no implementation of type `{}`", node.type_name),
+                None,
             );
         }
         for imp in &node.implementations {
             if let Err(e) = host.resource_handler(imp.resource_type()) {
-                note(&node.name, absent(e));
+                kinds_loaded |= !e.known.is_empty();
+                note(&node.name, e.to_string(), Some(missing_type(&e)));
             }
             if let Some(cm) = &imp.config_management {
                 let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
                 if let Err(e) = host.config_manager(t) {
-                    note(&node.name, absent(e));
+                    kinds_loaded |= !e.known.is_empty();
+                    note(&node.name, e.to_string(), Some(missing_type(&e)));
                 }
             }
             if imp.health_check.has_checks()
                 && let Err(e) = host.health_checker(&imp.health_check.type_name)
             {
-                note(&node.name, absent(e));
+                kinds_loaded |= !e.known.is_empty();
+                note(&node.name, e.to_string(), Some(missing_type(&e)));
             }
         }
     }
     if problems.is_empty() {
         return Ok(());
     }
-    let only_missing = problems.len() == missing.len();
-    if only_missing && !kinds_loaded {
+    let missing: Option<Vec<String>> = problems.iter().map(|p| p.missing.clone()).collect();
+    if let Some(missing) = missing
+        && !kinds_loaded
+    {
         // Every problem is a plugin kind of which none is loaded: one cause, one line.
         return Err(EngineError::Invalid(format!(
             "no plugin of the kinds this build needs is loaded (check --plugin-dir); it needs {}",
@@ -119,9 +125,14 @@ pub(crate) fn preflight<'a>(
     }
     let text: Vec<String> = problems
         .iter()
-        .map(|(problem, nodes)| format!("{}: {problem}", node_list(nodes)))
+        .map(|p| format!("{}: {}", node_list(&p.nodes), p.text))
         .collect();
     Err(EngineError::Invalid(text.join("; ")))
+}
+
+/// "resource-handler `sim`".
+fn missing_type(e: &occopus_model::plugin::NoPlugin) -> String {
+    format!("{} `{}`", e.kind, e.type_name)
 }
 
 /// "x", "x and y", "x, y and z".
@@ -139,14 +150,7 @@ fn node_list(nodes: &[&NodeName]) -> String {
     let quoted = |n: &[&NodeName]| n.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
     match nodes {
         [one] => format!("node `{one}`"),
-        _ if nodes.len() <= SHOWN + 1 => {
-            let q = quoted(nodes);
-            format!(
-                "nodes {} and {}",
-                q[..q.len() - 1].join(", "),
-                q[q.len() - 1]
-            )
-        }
+        _ if nodes.len() <= SHOWN + 1 => format!("nodes {}", and_list(&quoted(nodes))),
         _ => format!(
             "nodes {} and {} more",
             quoted(&nodes[..SHOWN]).join(", "),
@@ -179,11 +183,14 @@ impl Engine {
         let graph = NodeGraph::of(infra).map_err(|e| BuildError::engine(None, name, e))?;
         // A new infrastructure is checked before anything is written for it, so a build
         // refused for a missing plugin names no infrastructure and leaves nothing behind.
-        let checked = opts.infra_id.is_none();
-        if checked {
-            let plan = plan::compute(infra, &graph, None);
-            preflight(self, infra, &plan).map_err(|e| BuildError::engine(None, name, e))?;
-        }
+        let new_plan = match opts.infra_id {
+            None => {
+                let plan = plan::compute(infra, &graph, None);
+                preflight(self, infra, &plan).map_err(|e| BuildError::engine(None, name, e))?;
+                Some(plan)
+            }
+            Some(_) => None,
+        };
         let infra_id = opts
             .infra_id
             .clone()
@@ -196,10 +203,15 @@ impl Engine {
             .load(&infra_id)
             .await
             .map_err(|e| fail(e.into()))?;
-        let plan = plan::compute(infra, &graph, state.as_ref());
-        if !checked {
-            preflight(self, infra, &plan).map_err(&fail)?;
-        }
+        let plan = match (new_plan, &state) {
+            // A fresh id has no state: the plan checked above stands.
+            (Some(plan), None) => plan,
+            _ => {
+                let plan = plan::compute(infra, &graph, state.as_ref());
+                preflight(self, infra, &plan).map_err(&fail)?;
+                plan
+            }
+        };
 
         let is_new = state.is_none();
         let created_at_ms = match &state {

@@ -158,17 +158,7 @@ impl LoadedPlugin {
             .pool
             .call("validate", policy, None, move |s, b| {
                 Box::pin(async move {
-                    let r = match b {
-                        crate::pool::Bindings::ResourceHandler(_) => {
-                            b.resource_handler()?.call_validate(s, &t, &sec).await?
-                        }
-                        crate::pool::Bindings::HealthChecker(_) => {
-                            b.health_checker()?.call_validate(s, &t, &sec).await?
-                        }
-                        crate::pool::Bindings::ConfigManager(_) => {
-                            b.config_manager()?.call_validate(s, &t, &sec).await?
-                        }
-                    };
+                    let r = b.call_validate(s, &t, &sec).await?;
                     bound(result_size(&r, |_| 0), max, "validate")?;
                     Ok(r)
                 })

@@ -10,6 +10,7 @@
 //!
 //! Must not: put an instance back after anything but a clean return.
 
+use crate::bindings::host_api::occopus::plugin::types::PluginError as WitError;
 use crate::bindings::{config_manager as cm, health_checker as hc, resource_handler as rh};
 use crate::engine::EPOCH_TICK;
 use crate::grants::CallPolicy;
@@ -71,6 +72,35 @@ impl Bindings {
         match self {
             Self::ConfigManager(b) => Ok(b.occopus_plugin_config_manager()),
             _ => Err(wrong_kind()),
+        }
+    }
+}
+
+impl Bindings {
+    /// `validate(type_name, section)` on whichever kind this is (every kind exports it).
+    pub async fn call_validate(
+        &self,
+        store: &mut Store<PluginState>,
+        type_name: &str,
+        section: &str,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        let (t, s) = (type_name.to_string(), section.to_string());
+        match self {
+            Self::ResourceHandler(b) => {
+                b.occopus_plugin_resource_handler()
+                    .call_validate(store, &t, &s)
+                    .await
+            }
+            Self::HealthChecker(b) => {
+                b.occopus_plugin_health_checker()
+                    .call_validate(store, &t, &s)
+                    .await
+            }
+            Self::ConfigManager(b) => {
+                b.occopus_plugin_config_manager()
+                    .call_validate(store, &t, &s)
+                    .await
+            }
         }
     }
 }
@@ -236,28 +266,10 @@ impl InstancePool {
         let Instance {
             store, bindings, ..
         } = inst;
-        let (t, null) = (type_name.to_string(), "null".to_string());
-        let call = async {
-            match bindings {
-                Bindings::ResourceHandler(b) => b
-                    .occopus_plugin_resource_handler()
-                    .call_validate(&mut *store, &t, &null)
-                    .await
-                    .map(drop),
-                Bindings::HealthChecker(b) => b
-                    .occopus_plugin_health_checker()
-                    .call_validate(&mut *store, &t, &null)
-                    .await
-                    .map(drop),
-                Bindings::ConfigManager(b) => b
-                    .occopus_plugin_config_manager()
-                    .call_validate(&mut *store, &t, &null)
-                    .await
-                    .map(drop),
-            }
-        };
+        let call = bindings.call_validate(store, type_name, "null");
         match tokio::time::timeout(budget + OUTER_GRACE, call).await {
-            Ok(Ok(())) => Ok(()),
+            // The plugin's answer (an error, as asked) does not matter; a trap does.
+            Ok(Ok(_)) => Ok(()),
             _ => Err(()),
         }
     }

@@ -6,8 +6,8 @@
 //! Records nobody waits for ([`crate::StateStore::append_unawaited`]: the engine's
 //! records that a resume re-establishes, like `created` and `ready`) are written at once
 //! but synced lazily: with the next group that somebody waits for on the same journal,
-//! at the latest [`DEFERRED_SYNC`] later, when the journal is closed, and when the
-//! writer stops. Written data survives the process being killed; only an OS crash
+//! at the latest [`DEFERRED_SYNC`] later, and when the writer stops (a journal closed
+//! for removal is not synced). Written data survives the process being killed; only an OS crash
 //! within that window can lose it.
 //!
 //! The writer also keeps, per open journal, the latest line of every live key (the view)
@@ -345,9 +345,8 @@ pub(crate) fn run(
             deferred_since = None;
         }
         for (infra, done) in closes {
-            if let Some(mut j) = journals.remove(&infra) {
-                let _ = j.sync(&stats);
-            }
+            // Closed before its directory is removed: nothing of it needs a sync.
+            journals.remove(&infra);
             let _ = done.send(());
         }
     }
