@@ -123,12 +123,22 @@ fn set_record(p: &Mutex<Progress>, rec: &InstanceRecord) {
 pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceRecord) -> Outcome {
     let env = env.as_ref();
     let op = &env.op();
-    let Ok(_permit) = op.sem.acquire().await else {
-        return Outcome::NotStarted(node, record);
+    // The scheduler started this instance: with a free slot it runs, even if another
+    // instance started with it has failed by the time this task is first polled. Only
+    // one that had to wait for a slot checks whether the build stopped meanwhile.
+    let _permit = match op.sem.try_acquire() {
+        Ok(p) => p,
+        Err(tokio::sync::TryAcquireError::Closed) => return Outcome::NotStarted(node, record),
+        Err(tokio::sync::TryAcquireError::NoPermits) => {
+            let Ok(p) = op.sem.acquire().await else {
+                return Outcome::NotStarted(node, record);
+            };
+            if env.cancel.load(Ordering::Relaxed) {
+                return Outcome::NotStarted(node, record);
+            }
+            p
+        }
     };
-    if env.cancel.load(Ordering::Relaxed) {
-        return Outcome::NotStarted(node, record);
-    }
     let started = Instant::now();
     let progress = Mutex::new(Progress {
         record,
