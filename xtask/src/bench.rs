@@ -67,6 +67,8 @@ struct Options {
     terraform: bool,
     plugin_bench: bool,
     release: bool,
+    /// Keep the scratch directory (generated descriptions, outputs) and print its path.
+    keep: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -79,6 +81,7 @@ fn parse(args: &[String]) -> Result<Options> {
         terraform: true,
         plugin_bench: true,
         release: false,
+        keep: false,
     };
     let mut only: Vec<String> = Vec::new();
     let mut it = args.iter();
@@ -101,8 +104,9 @@ fn parse(args: &[String]) -> Result<Options> {
             "--no-terraform" => o.terraform = false,
             "--no-plugin-bench" => o.plugin_bench = false,
             "--release" => o.release = true,
+            "--keep" => o.keep = true,
             other => bail!(
-                "unknown option `{other}` (expected --quick, --out FILE, --no-terraform, --no-plugin-bench, --release, --only PART, --shape SHAPE)"
+                "unknown option `{other}` (expected --quick, --out FILE, --no-terraform, --no-plugin-bench, --release, --keep, --only PART, --shape SHAPE)"
             ),
         }
     }
@@ -625,6 +629,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     std::fs::write(&out, doc.markdown()).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("report written to {}", out.display());
+    if o.keep {
+        let kept = scratch.keep();
+        eprintln!(
+            "scratch directory kept (generated descriptions, each run's output): {}",
+            kept.display()
+        );
+    }
     Ok(())
 }
 
@@ -639,7 +650,8 @@ mod tests {
         assert!(o.quick && !o.release && !o.plugin_bench && o.terraform);
         assert_eq!(o.out.as_deref(), Some(Path::new("x.md")));
         let o = parse(&s(&["--no-terraform"])).unwrap();
-        assert!(!o.quick && o.release && o.plugin_bench && !o.terraform);
+        assert!(!o.quick && o.release && o.plugin_bench && !o.terraform && !o.keep);
+        assert!(parse(&s(&["--keep"])).unwrap().keep);
         assert!(parse(&s(&["--fast"])).is_err());
         assert!(parse(&s(&["--out"])).is_err());
         let o = parse(&s(&[

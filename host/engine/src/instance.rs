@@ -332,11 +332,13 @@ async fn steps(
                 });
             }
             _ => {
-                // The plugin's hint, where it gives one, replaces the backoff.
-                let delay = st
-                    .poll_after_ms
-                    .map_or_else(|| poll.delay(attempt), Duration::from_millis);
-                tokio::time::sleep(delay).await;
+                // The plugin's hint, where it gives one, replaces the backoff; it names
+                // when the instance will be ready, so it is waited for precisely (the
+                // host caps it at a minute).
+                match st.poll_after_ms {
+                    Some(ms) => occopus_timer::sleep(Duration::from_millis(ms)).await,
+                    None => tokio::time::sleep(poll.delay(attempt)).await,
+                }
                 attempt += 1;
             }
         }

@@ -508,3 +508,50 @@ async fn an_instance_task_that_panics_fails_its_node_and_is_rolled_back() {
     assert_eq!(env.cloud.calls_of("create", "p").len(), 1);
     assert!(env.cloud.alive().is_empty(), "{:?}", env.cloud.alive());
 }
+
+/// The engine over `store` (a [`HookedStore`] around the env's file store).
+fn engine_over(env: &Env, store: HookedStore) -> (occopus_engine::Engine, Arc<HookedStore>) {
+    let store = Arc::new(store);
+    let engine = occopus_engine::Engine::new(env.host.clone(), store.clone(), fast_options());
+    (engine, store)
+}
+
+#[tokio::test]
+async fn later_intents_are_committed_while_the_first_wave_runs_and_before_they_start() {
+    let env = Env::new();
+    env.cloud.set(
+        "a",
+        Behaviour {
+            create_latency: Duration::from_millis(30),
+            ..Behaviour::default()
+        },
+    );
+    // b's intent is committed only 300 ms after it was stored.
+    let store = HookedStore::new(env.store.clone(), |records| {
+        if has_intent_of(records, "b") {
+            AppendHook::DelayAck(Duration::from_millis(300))
+        } else {
+            AppendHook::Pass
+        }
+    });
+    let (engine, store) = engine_over(&env, store);
+    let desc = infra(vec![node("a", 1, 1), node("b", 1, 1)], &[("b", "a")]);
+    engine
+        .build(&desc, Arc::new(NoCredentials), BuildOptions::default())
+        .await
+        .unwrap();
+    let start = env.cloud.start.lock().unwrap().unwrap();
+    let committed = store.delayed_acks.lock().unwrap()[0].duration_since(start);
+    let a = &env.cloud.calls_of("create", "a")[0];
+    let b = &env.cloud.calls_of("create", "b")[0];
+    assert!(
+        a.at < committed,
+        "a (the first wave) started at {:?}, only after b's intent was committed at {committed:?}",
+        a.at
+    );
+    assert!(
+        b.at >= committed,
+        "b started at {:?}, before its intent was committed at {committed:?}",
+        b.at
+    );
+}

@@ -415,3 +415,44 @@ async fn transient_errors_give_up_after_the_configured_attempts() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn intents_that_cannot_be_stored_stop_the_build_before_their_nodes_start() {
+    let env = Env::new();
+    env.cloud.set(
+        "a",
+        Behaviour {
+            create_latency: Duration::from_millis(20),
+            ..Behaviour::default()
+        },
+    );
+    let store = HookedStore::new(env.store.clone(), |records| {
+        if has_intent_of(records, "b") {
+            AppendHook::Fail(occopus_state::StateError::Io {
+                op: "write",
+                path: "journal-1.jsonl".into(),
+                message: "No space left on device".into(),
+            })
+        } else {
+            AppendHook::Pass
+        }
+    });
+    let engine = occopus_engine::Engine::new(env.host.clone(), Arc::new(store), fast_options());
+    let desc = infra(vec![node("a", 1, 1), node("b", 1, 1)], &[("b", "a")]);
+    let err = engine
+        .build(&desc, Arc::new(NoCredentials), BuildOptions::default())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(
+        env.cloud.calls_of("create", "b").is_empty(),
+        "b was created without its intent"
+    );
+    assert_eq!(env.cloud.calls_of("create", "a").len(), 1);
+    assert!(
+        env.cloud.alive().is_empty(),
+        "a was not rolled back: {:?}",
+        env.cloud.alive()
+    );
+}

@@ -676,3 +676,118 @@ pub fn all_text(dir: &std::path::Path) -> String {
     }
     out
 }
+
+/// What [`HookedStore`] does with one `append`.
+pub enum AppendHook {
+    /// Store the records; resolve the ack as the store does.
+    Pass,
+    /// Store the records; resolve the ack this much later than the store does.
+    DelayAck(Duration),
+    /// Store nothing; fail the ack with this error.
+    Fail(occopus_state::StateError),
+}
+
+/// Decides what happens to one `append`.
+pub type AppendHookFn = dyn Fn(&[occopus_state::Record]) -> AppendHook + Send + Sync;
+
+/// The file store with a hook on every awaited `append` (to delay or fail a commit), and
+/// the times at which delayed acks resolved.
+pub struct HookedStore {
+    pub inner: FileStore,
+    pub hook: Box<AppendHookFn>,
+    pub delayed_acks: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl HookedStore {
+    pub fn new(
+        inner: FileStore,
+        hook: impl Fn(&[occopus_state::Record]) -> AppendHook + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            hook: Box::new(hook),
+            delayed_acks: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+/// Whether `records` hold the `creating` intent of an instance of `node`.
+pub fn has_intent_of(records: &[occopus_state::Record], node: &str) -> bool {
+    records.iter().any(|r| {
+        matches!(r, occopus_state::Record::Instance(i)
+            if i.node_name.as_str() == node && i.phase == occopus_model::InstancePhase::Creating)
+    })
+}
+
+#[async_trait]
+impl occopus_state::StateStore for HookedStore {
+    async fn create_infra(
+        &self,
+        meta: &occopus_state::InfraMeta,
+    ) -> Result<(), occopus_state::StateError> {
+        self.inner.create_infra(meta).await
+    }
+    async fn put_meta(
+        &self,
+        meta: &occopus_state::InfraMeta,
+    ) -> Result<(), occopus_state::StateError> {
+        self.inner.put_meta(meta).await
+    }
+    async fn load(
+        &self,
+        id: &InfraId,
+    ) -> Result<Option<occopus_state::InfraState>, occopus_state::StateError> {
+        self.inner.load(id).await
+    }
+    fn append(&self, id: &InfraId, records: &[occopus_state::Record]) -> occopus_state::Ack {
+        match (self.hook)(records) {
+            AppendHook::Pass => self.inner.append(id, records),
+            AppendHook::Fail(e) => occopus_state::Ack::ready(Err(e)),
+            AppendHook::DelayAck(d) => {
+                let stored = self.inner.append(id, records);
+                let (tx, ack) = occopus_state::Ack::channel();
+                let times = self.delayed_acks.clone();
+                tokio::spawn(async move {
+                    let r = stored.await;
+                    tokio::time::sleep(d).await;
+                    times.lock().unwrap().push(Instant::now());
+                    let _ = tx.send(r);
+                });
+                ack
+            }
+        }
+    }
+    fn append_unawaited(&self, id: &InfraId, records: &[occopus_state::Record]) {
+        self.inner.append_unawaited(id, records);
+    }
+    async fn list(&self) -> Result<Vec<occopus_state::InfraSummary>, occopus_state::StateError> {
+        self.inner.list().await
+    }
+    async fn remove(&self, id: &InfraId) -> Result<bool, occopus_state::StateError> {
+        self.inner.remove(id).await
+    }
+    async fn lock(
+        &self,
+        id: &InfraId,
+        holder: &occopus_state::LockHolder,
+        wait: Duration,
+    ) -> Result<occopus_state::InfraLock, occopus_state::StateError> {
+        self.inner.lock(id, holder, wait).await
+    }
+    async fn put_node_defs(
+        &self,
+        node_type: &str,
+        defs: &Value,
+    ) -> Result<(), occopus_state::StateError> {
+        self.inner.put_node_defs(node_type, defs).await
+    }
+    async fn get_node_defs(
+        &self,
+        node_type: &str,
+    ) -> Result<Option<Value>, occopus_state::StateError> {
+        self.inner.get_node_defs(node_type).await
+    }
+    async fn list_node_defs(&self) -> Result<Vec<String>, occopus_state::StateError> {
+        self.inner.list_node_defs().await
+    }
+}

@@ -35,6 +35,9 @@ impl RealHost {
     }
 }
 
+/// Longest plugin sleep timed by the precise timer.
+const PRECISE_SLEEP_MAX: Duration = Duration::from_secs(60);
+
 #[async_trait]
 impl HostServices for RealHost {
     async fn http(&self, _plugin: &str, req: HttpRequest) -> Result<HttpResponse, PluginError> {
@@ -61,7 +64,15 @@ impl HostServices for RealHost {
             .unwrap_or(0)
     }
     async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await
+        // Precise: a plugin's sleep (the `sim` plugin's simulated latency) can be on a
+        // build's critical path, and tokio's timer wakes up to 2 ms late. Longer sleeps
+        // use tokio's: there 2 ms do not matter, and the precise timer would keep one
+        // cut short by the call's budget queued until its deadline.
+        if d <= PRECISE_SLEEP_MAX {
+            occopus_timer::sleep(d).await
+        } else {
+            tokio::time::sleep(d).await
+        }
     }
     async fn workdir(&self, node: &NodeScope) -> Result<String, PluginError> {
         Ok(self.processes.node_dir(node)?.display().to_string())
