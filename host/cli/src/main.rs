@@ -6,7 +6,32 @@
 //! (invalid input, failed build, unknown infrastructure, ...), 2 usage error, 3 `status`
 //! of an infrastructure that is not entirely ready.
 
+/// `println!` to stdout that survives a closed pipe (`occopus status ID | head`): what
+/// the reader did not take is dropped and the command carries on (a `build` must not stop
+/// half-way because its reader went away). Other write errors are reported on stderr.
+macro_rules! out {
+    () => {
+        out!("")
+    };
+    ($($arg:tt)*) => {
+        out_raw!("{}\n", format_args!($($arg)*))
+    };
+}
+
+/// `print!` to stdout, like [`out!`].
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*)
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            eprintln!("error: cannot write to stdout: {e}");
+        }
+    }};
+}
+
 mod args;
+mod log;
 mod progress;
 
 use args::{Cli, Command, GlobalArgs, GraphFormat, OutputFormat, PluginsCommand, UndefinedArg};
@@ -24,6 +49,11 @@ const NOT_READY: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = args::parse();
+    log::install(log::level(
+        cli.global.quiet,
+        cli.global.verbose,
+        std::env::var("RUST_LOG").ok().as_deref(),
+    ));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,7 +84,7 @@ fn report(e: &Error, json: bool) {
             }
             other => json!({"error": kind(other), "message": other.to_string()}),
         };
-        println!("{v}");
+        out!("{v}");
     }
     match e {
         Error::Invalid(d) => eprint!("{d}"),
@@ -137,7 +167,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let infra = &loaded.infra;
             let hint = no_plugins_hint(&occ);
             if json {
-                println!(
+                out!(
                     "{}",
                     json!({
                         "valid": true,
@@ -154,7 +184,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 );
             } else if !g.quiet {
                 let names: Vec<&str> = infra.nodes.iter().map(|n| n.name.as_str()).collect();
-                println!(
+                out!(
                     "{}: infrastructure `{}` is valid: {} node(s) ({}), {} dependenc{}",
                     d.infra.display(),
                     infra.name,
@@ -176,14 +206,14 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let id = p.infra_id.as_deref().map(InfraId::new);
             let plan = occ.plan(&loaded, id.as_ref()).await?;
             if json {
-                println!("{}", serde_json::to_string(&plan).unwrap_or_default());
+                out!("{}", serde_json::to_string(&plan).unwrap_or_default());
             } else {
                 match &id {
-                    Some(id) => println!("plan for infrastructure `{}` ({id}):", loaded.infra.name),
-                    None => println!("plan for a new infrastructure `{}`:", loaded.infra.name),
+                    Some(id) => out!("plan for infrastructure `{}` ({id}):", loaded.infra.name),
+                    None => out!("plan for a new infrastructure `{}`:", loaded.infra.name),
                 }
-                print!("{plan}");
-                println!(
+                out_raw!("{plan}");
+                out!(
                     "{} to create, {} to drop, {} to keep",
                     plan.creates(),
                     plan.drops(),
@@ -209,7 +239,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             .await;
             let report = result?;
             if json {
-                println!(
+                out!(
                     "{}",
                     json!({"infra_id": report.infra_id, "created": report.created,
                     "dropped": report.dropped, "kept": report.kept,
@@ -228,7 +258,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     endpoints(&occ, &report.infra_id).await;
                 }
                 // Occopus prints the infrastructure id on stdout for scripts.
-                println!("{}", report.infra_id);
+                out!("{}", report.infra_id);
             }
             Ok(0)
         }
@@ -242,7 +272,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let recorded = match occ.status_nodes(&id).await {
                 Err(e @ Error::Engine(occopus::EngineError::NotFound(_))) if d.missing_ok => {
                     if json {
-                        println!(
+                        out!(
                             "{}",
                             json!({"infra_id": id.as_str(), "dropped": 0, "missing": true})
                         );
@@ -256,7 +286,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             let report =
                 with_progress(g, &occ, &recorded, "destroying", occ.destroy(&id, false)).await?;
             if json {
-                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                out!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else if !g.quiet {
                 eprintln!(
                     "infrastructure {id} destroyed ({} node instance(s) dropped)",
@@ -271,13 +301,13 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 None => {
                     let list = occ.list().await?;
                     if json {
-                        println!("{}", serde_json::to_string(&list).unwrap_or_default());
+                        out!("{}", serde_json::to_string(&list).unwrap_or_default());
                     } else if list.is_empty() {
                         eprintln!("no infrastructures in {}", occ.state_dir().display());
                     } else {
-                        println!("{:<38} {:<24} {:<20} DESCRIPTION", "ID", "NAME", "CREATED");
+                        out!("{:<38} {:<24} {:<20} DESCRIPTION", "ID", "NAME", "CREATED");
                         for i in &list {
-                            println!(
+                            out!(
                                 "{:<38} {:<24} {:<20} {}",
                                 i.infra_id.as_str(),
                                 i.name,
@@ -293,15 +323,20 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                     let st = occ.status(&id).await?;
                     let ready = st.status == occopus_model::NodeStatus::Ready;
                     if json {
-                        println!("{}", serde_json::to_string(&st).unwrap_or_default());
+                        out!("{}", serde_json::to_string(&st).unwrap_or_default());
                     } else {
-                        println!(
+                        out!(
                             "infrastructure `{}` ({}): {}",
-                            st.name, st.infra_id, st.status
+                            st.name,
+                            st.infra_id,
+                            st.status
                         );
-                        println!(
+                        out!(
                             "  {:<20} {:<10} {:<10} {:<16} DETAIL",
-                            "NODE", "INSTANCE", "STATUS", "ADDRESS"
+                            "NODE",
+                            "INSTANCE",
+                            "STATUS",
+                            "ADDRESS"
                         );
                         for i in &st.instances {
                             let addr = i.addresses.primary.as_deref().unwrap_or("-");
@@ -310,7 +345,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                                 .clone()
                                 .or_else(|| i.health.clone())
                                 .unwrap_or_default();
-                            println!(
+                            out!(
                                 "  {:<20} {:<10} {:<10} {:<16} {}",
                                 i.node.as_str(),
                                 &i.node_id.as_str()[..i.node_id.as_str().len().min(8)],
@@ -332,7 +367,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 GraphFormat::Dot => occopus::GraphFormat::Dot,
                 GraphFormat::Mermaid => occopus::GraphFormat::Mermaid,
             };
-            print!("{}", occopus::render_graph(&loaded.infra, f));
+            out_raw!("{}", occopus::render_graph(&loaded.infra, f));
             Ok(0)
         }
         Command::Import(i) => {
@@ -342,10 +377,10 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 eprint!("{warnings}");
             }
             if json {
-                println!("{}", json!({"imported": types}));
+                out!("{}", json!({"imported": types}));
             } else {
                 for t in &types {
-                    println!("{t}");
+                    out!("{t}");
                 }
                 if !g.quiet {
                     eprintln!(
@@ -396,7 +431,7 @@ fn plugins(occ: &Occopus, cmd: &PluginsCommand, json: bool, quiet: bool) -> Resu
                     .iter()
                     .map(|e| e.to_string())
                     .collect();
-                println!("{}", json!({"plugins": all, "errors": errors}));
+                out!("{}", json!({"plugins": all, "errors": errors}));
                 return Ok(0);
             }
             if all.is_empty() && !quiet {
@@ -404,14 +439,18 @@ fn plugins(occ: &Occopus, cmd: &PluginsCommand, json: bool, quiet: bool) -> Resu
                     "no plugins found (build them with `cargo xtask build-plugins`, or pass --plugin-dir DIR)"
                 );
             }
-            println!(
+            out!(
                 "{:<12} {:<9} {:<17} {:<21} {:<24} GRANTED",
-                "NAME", "VERSION", "KIND", "ABI", "TYPES"
+                "NAME",
+                "VERSION",
+                "KIND",
+                "ABI",
+                "TYPES"
             );
             for d in &all {
                 let i = &d.info;
                 let types: Vec<&str> = i.types.iter().map(|t| t.name.as_str()).collect();
-                println!(
+                out!(
                     "{:<12} {:<9} {:<17} {:<21} {:<24} {}",
                     i.name,
                     i.version,
@@ -440,23 +479,23 @@ fn plugins(occ: &Occopus, cmd: &PluginsCommand, json: bool, quiet: bool) -> Resu
                 )));
             };
             if json {
-                println!("{}", serde_json::to_string(d).unwrap_or_default());
+                out!("{}", serde_json::to_string(d).unwrap_or_default());
                 return Ok(0);
             }
             let i = &d.info;
-            println!("name:        {}", i.name);
-            println!("version:     {}", i.version);
-            println!("kind:        {}", i.kind);
-            println!("abi:         {}", i.abi);
-            println!("description: {}", i.description);
-            println!("file:        {}", d.path.display());
-            println!("digest:      {}", i.digest);
-            println!("cache:       {:?}", d.cache);
-            println!("requested:   {}", list_or_dash(&i.requested));
-            println!("granted:     {}", list_or_dash(&i.granted));
+            out!("name:        {}", i.name);
+            out!("version:     {}", i.version);
+            out!("kind:        {}", i.kind);
+            out!("abi:         {}", i.abi);
+            out!("description: {}", i.description);
+            out!("file:        {}", d.path.display());
+            out!("digest:      {}", i.digest);
+            out!("cache:       {:?}", d.cache);
+            out!("requested:   {}", list_or_dash(&i.requested));
+            out!("granted:     {}", list_or_dash(&i.granted));
             for t in &i.types {
-                println!("type `{}`, section schema:", t.name);
-                println!(
+                out!("type `{}`, section schema:", t.name);
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&t.schema).unwrap_or_default()
                 );

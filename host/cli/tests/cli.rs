@@ -597,3 +597,54 @@ fn occopus_import_under_its_own_name_stores_node_definitions() {
     let v = o.run([Path::new("validate"), &d.infra()]).ok();
     assert!(v.stdout.contains("is valid"), "{}", v.stdout);
 }
+
+#[test]
+fn host_warnings_reach_stderr_and_verbosity_adds_to_them() {
+    let o = sim();
+    let d = Desc::new(INFRA, NODES);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("operator.yaml");
+    std::fs::write(&config, "plugins:\n  nosuch: {max_instances: 2}\n").unwrap();
+    let args = |extra: &[&str]| {
+        let mut v: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
+        v.extend(["--config".into(), config.clone().into_os_string()]);
+        v.extend(["validate".into(), d.infra().into_os_string()]);
+        v
+    };
+    let warning =
+        "warning: the operator config has a `plugins.nosuch` entry, but no such plugin is loaded";
+    let plain = o.run(args(&[])).ok();
+    assert!(plain.stderr.contains(warning), "{}", plain.stderr);
+    assert!(
+        !plain.stderr.contains("info: plugin loaded"),
+        "{}",
+        plain.stderr
+    );
+    let quiet = o.run(args(&["-q"])).ok();
+    assert!(!quiet.stderr.contains("warning:"), "{}", quiet.stderr);
+    let verbose = o.run(args(&["-v"])).ok();
+    assert!(
+        verbose.stderr.contains("info: plugin loaded (plugin=sim"),
+        "{}",
+        verbose.stderr
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_does_not_crash_the_command() {
+    // `occopus plugins list | true`: stdout is a pipe whose reader is gone before the
+    // first write.
+    let o = sim();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = o
+        .command()
+        .args(["plugins", "list"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
