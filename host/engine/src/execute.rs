@@ -5,8 +5,8 @@
 //! 3. Drops of the plan (removed nodes, scale-down, failed instances), reverse order.
 //! 4. One durable commit with the intents (`creating`) of the first wave (the nodes that
 //!    start at once) and the config-manager environments the plan needs; then create
-//!    those environments. The other intents are committed in the background: nothing
-//!    after the first wave starts before that second commit is durable.
+//!    those environments. The scheduler commits the other intents once it has started
+//!    the first wave, and starts nothing else before that second commit is durable.
 //! 5. Per-edge scheduling: a node's instances start as soon as every node it depends on
 //!    has all its instances ready; every instance runs as its own task (so a build uses
 //!    every worker thread); a global semaphore bounds instances in flight. O(nodes +
@@ -229,6 +229,13 @@ impl Engine {
             description_path: opts.description_path.clone(),
             infra: infra.clone(),
         };
+        let saved = if is_new {
+            inner.store.create_infra(&meta).await
+        } else {
+            inner.store.put_meta(&meta).await
+        };
+        saved.map_err(|e| fail(e.into()))?;
+        drop(meta);
         let state = state.unwrap_or_default();
         let recorded: HashMap<&NodeId, &InstanceRecord> =
             state.instances.iter().map(|r| (&r.node_id, r)).collect();
@@ -240,8 +247,25 @@ impl Engine {
             .iter()
             .map(|n| Vec::with_capacity(n.scaling.min as usize))
             .collect();
-        // New intents, with the node they belong to.
-        let mut intents: Vec<(usize, Record)> = Vec::new();
+        // The first wave: nodes with creates none of whose dependencies has any (they
+        // start at once; the scheduler's initial ready set). Their intents, and the
+        // config-manager marks, are committed before anything starts; the others' once
+        // the first wave has started, and before any of them starts.
+        let mut creates = vec![false; infra.nodes.len()];
+        for a in &plan.actions {
+            if let Action::Create { node, node_id, .. } = a
+                && let Some(&i) = graph.index.get(node)
+                && (recorded.contains_key(node_id)
+                    || instance::choose_impl(&infra.nodes[i], node_id.as_str(), None).is_some())
+            {
+                creates[i] = true;
+            }
+        }
+        let first_wave: Vec<bool> = (0..creates.len())
+            .map(|i| creates[i] && graph.dag.dependees(i).iter().all(|&d| !creates[d]))
+            .collect();
+        let mut first_intents: Vec<Record> = Vec::new();
+        let mut later_intents: Vec<Record> = Vec::new();
         let mut cm_envs: BTreeMap<String, Value> = BTreeMap::new();
         let mut mappings: Vec<Vec<Value>> = vec![Vec::new(); infra.nodes.len()];
         for e in &infra.edges {
@@ -287,7 +311,12 @@ impl Engine {
                         created_at_ms: now_ms(),
                         ready_at_ms: None,
                     };
-                    intents.push((i, Record::Instance(rec.clone())));
+                    let intents = if first_wave[i] {
+                        &mut first_intents
+                    } else {
+                        &mut later_intents
+                    };
+                    intents.push(Record::Instance(rec.clone()));
                     rec
                 }
             };
@@ -309,33 +338,12 @@ impl Engine {
             }
             jobs[i].push(rec);
         }
-        // The first wave: nodes with creates none of whose dependencies has any (they
-        // start at once; the scheduler's initial ready set). Their intents, and the
-        // config-manager marks, are committed before anything starts; the others' while
-        // the first wave runs, and before any of them starts.
-        let first_wave: Vec<bool> = (0..jobs.len())
-            .map(|i| {
-                !jobs[i].is_empty() && graph.dag.dependees(i).iter().all(|&d| jobs[d].is_empty())
-            })
-            .collect();
-        let (first, later): (Vec<_>, Vec<_>) =
-            intents.into_iter().partition(|(i, _)| first_wave[*i]);
-        let mut first_intents: Vec<Record> = first.into_iter().map(|(_, r)| r).collect();
-        let later_intents: Vec<Record> = later.into_iter().map(|(_, r)| r).collect();
         for (key, value) in &cm_envs {
             first_intents.push(Record::Mark {
                 key: key.clone(),
                 value: value.clone(),
             });
         }
-
-        let saved = if is_new {
-            inner.store.create_infra(&meta).await
-        } else {
-            inner.store.put_meta(&meta).await
-        };
-        saved.map_err(|e| fail(e.into()))?;
-        drop(meta);
 
         let emit = Emitter::new(inner.events.clone(), infra_id.clone());
         emit.emit(EventKind::InfraStart {
@@ -403,13 +411,6 @@ impl Engine {
             let _ = op.persist(&cleanup).await;
             return Err(stop(Vec::new(), Some(EngineError::Invalid(message))));
         }
-        // The other intents are encoded and committed in the background while the first
-        // wave starts; the scheduler waits for them before it starts anything else.
-        let later = (!later_intents.is_empty()).then(|| {
-            let store = inner.store.clone();
-            let id = infra_id.clone();
-            tokio::spawn(async move { store.append(&id, &later_intents).await })
-        });
 
         let env = Arc::new(BuildEnv {
             inner: self.inner.clone(),
@@ -424,7 +425,7 @@ impl Engine {
             deadline: opts.create_deadline.unwrap_or(inner.opts.create_deadline),
             parallelism,
         });
-        let mut sched = schedule(&env, &graph, jobs, later).await;
+        let mut sched = schedule(&env, &graph, jobs, later_intents).await;
         // Freeing what the instance tasks shared (thousands of small allocations made on
         // other threads: 1.5 ms at 1,000 nodes) is left to a blocking thread, off the
         // build's result.
@@ -626,7 +627,7 @@ async fn schedule(
     env: &Arc<BuildEnv>,
     graph: &NodeGraph,
     mut jobs: Vec<Vec<InstanceRecord>>,
-    mut later_intents: Option<tokio::task::JoinHandle<Result<(), StateError>>>,
+    later_intents: Vec<Record>,
 ) -> Sched {
     let dag = &graph.dag;
     let include: Vec<bool> = jobs.iter().map(|j| !j.is_empty()).collect();
@@ -642,13 +643,16 @@ async fn schedule(
     let mut sched = Sched::default();
     let mut drained = vec![false; jobs.len()];
     let mut prepared = vec![false; jobs.len()];
+    // The intents after the first wave: encoded and committed once the first wave has
+    // started; nothing else starts before that commit is durable.
+    let mut later_records = (!later_intents.is_empty()).then_some(later_intents);
+    let mut later_commit: Option<occopus_state::Ack> = None;
     let mut first_pass = true;
     loop {
-        // Anything after the first wave starts only once its intent is durable.
         if !first_pass
             && ready.ready_count() > 0
-            && let Some(commit) = later_intents.take()
-            && let Err(e) = commit.await.unwrap_or(Err(StateError::WriterGone))
+            && let Some(commit) = later_commit.take()
+            && let Err(e) = commit.await
         {
             env.cancel.store(true, Ordering::Relaxed);
             sched.store_error = Some(e);
@@ -671,6 +675,12 @@ async fn schedule(
         {
             let task = running.spawn(instance::create(env.clone(), i, rec.clone()));
             in_flight.insert(task.id(), (i, rec));
+        }
+        if let Some(records) = later_records.take() {
+            // A task spawned here waits in this worker's own slot until this one yields:
+            // let the first wave start, then encode the rest here.
+            tokio::task::yield_now().await;
+            later_commit = Some(env.inner.store.append(&env.infra_id, &records));
         }
         let Some(joined) = running.join_next_with_id().await else {
             break;
@@ -720,8 +730,8 @@ async fn schedule(
     }
     // A build that stopped in its first wave still waits for the later intents, so that
     // the records forgetting them come after them.
-    if let Some(commit) = later_intents.take()
-        && let Err(e) = commit.await.unwrap_or(Err(StateError::WriterGone))
+    if let Some(commit) = later_commit.take()
+        && let Err(e) = commit.await
     {
         sched.store_error.get_or_insert(e);
     }
