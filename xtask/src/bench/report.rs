@@ -80,9 +80,44 @@ pub struct CpCase {
     /// From the build's events: (max, median) of each node's wait between its
     /// dependencies being ready and its create starting, ms.
     pub start_lag_ms: Option<(f64, f64)>,
+    /// Makespans of every run, ms (the fields above are those of the median run).
+    pub makespans_ms: Vec<f64>,
+}
+
+/// One run of a critical-path case.
+#[derive(Debug, Clone)]
+pub struct CpRun {
+    pub engine_ms: f64,
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub start_lag_ms: Option<(f64, f64)>,
 }
 
 impl CpCase {
+    /// The case as its median run (by makespan) shows it, with every run's makespan.
+    pub fn from_runs(
+        shape: Shape,
+        n: usize,
+        depth: usize,
+        critical_ms: u64,
+        mut runs: Vec<CpRun>,
+    ) -> Option<Self> {
+        runs.sort_by(|a, b| a.engine_ms.total_cmp(&b.engine_ms));
+        let makespans_ms = runs.iter().map(|r| r.engine_ms).collect();
+        let median = runs.get(runs.len() / 2)?.clone();
+        Some(Self {
+            shape,
+            n,
+            depth,
+            critical_ms,
+            engine_ms: median.engine_ms,
+            wall: median.wall,
+            cpu: median.cpu,
+            start_lag_ms: median.start_lag_ms,
+            makespans_ms,
+        })
+    }
+
     pub fn ratio(&self) -> f64 {
         self.engine_ms / self.critical_ms.max(1) as f64
     }
@@ -95,6 +130,9 @@ pub struct CpSetup {
     pub create_ms: [u64; 2],
     pub ready_ms: [u64; 2],
     pub sim_max_instances: usize,
+    /// Runs per case, and the first-run time after which a case is not repeated.
+    pub runs: usize,
+    pub slow_run: Duration,
 }
 
 /// Terraform on one graph.
@@ -338,7 +376,7 @@ impl Report {
                     let per_create_us =
                         max * 1e3 * self.machine.cores.max(1) as f64 / (c.n - 1) as f64;
                     note.push_str(&format!(
-                        " All {} leaves become startable the moment the root is ready, and starting one (rendering, the event, the plugin's `create` up to its first wait on the host clock) costs about {per_create_us:.0} µs of a core, so on {} cores the last leaves start {max:.0} ms late; the leaves that end last are among them, at random places in that queue. Each leaf's `create` runs on a plugin instance of its own (the `sim` plugin sleeps inside `create`, holding its instance), prepared while the root was created: the same call on one warm instance costs a fraction of that (section 4 measures a call on a pooled instance), but a burst over a thousand instances finds each one's store, stack and memory out of the CPU's caches. Starting dependents before their dependency is ready, up to their first host call (their code cannot reach anything before it), would take this burst off the critical path. The build used {} of CPU in all ({:.0} µs per node); outside that burst, it overlaps the plugin's simulated waits.",
+                        " All {} leaves become startable the moment the root is ready, and starting one (rendering, the event, the plugin's `create` up to its first wait on the host clock) costs about {per_create_us:.0} µs of a core, so on {} cores the last leaves start {max:.0} ms late; the leaves that end last are among them, at random places in that queue. Each leaf's `create` runs on a plugin instance of its own (the `sim` plugin sleeps inside `create`, holding its instance), prepared while the root was created: a call on one warm, pooled instance costs a few microseconds (section 4), but a burst over a thousand instances finds each one's store, stack and memory out of the CPU's caches. Starting dependents before their dependency is ready, up to their first host call (their code cannot reach anything before it), would take this burst off the critical path. The build used {} of CPU in all ({:.0} µs per node); outside that burst, it overlaps the plugin's simulated waits.",
                         count(c.n - 1),
                         self.machine.cores,
                         dur(c.cpu.as_secs_f64()),
@@ -623,13 +661,14 @@ impl Report {
             return;
         }
         d.p(format!(
-            "The same shapes, every node with its own `sim` node type carrying fixed latencies drawn from a seeded generator (seed {}): `create_ms` in {}–{} ms, `ready_after_ms` in {}–{} ms. The critical path is the longest dependency path with each node weighing `create_ms + ready_after_ms`, computed from the very latencies given to the plugin; no scheduler can beat it. `occopus build --parallelism 100000` runs with the `sim` plugin granted {} concurrent instances in an operator config. The `sim` plugin answers each `state` poll of a pending instance with the time left (`clock.poll-after`), so the engine asks again when the instance is ready instead of at the next step of its backoff (25 ms, doubling). The makespan is the build's elapsed time as the engine reports it, from the start of the build (planning, the lock, the metadata) to the infrastructure being ready; the process wall time adds start-up and exit. *Start lag* is, from the build's events, how long a node waited between its dependencies being ready (the build's start, for a root) and its create starting: the worst and the median over all nodes.",
-            s.seed, s.create_ms[0], s.create_ms[1], s.ready_ms[0], s.ready_ms[1], s.sim_max_instances
+            "The same shapes, every node with its own `sim` node type carrying fixed latencies drawn from a seeded generator (seed {}): `create_ms` in {}–{} ms, `ready_after_ms` in {}–{} ms. The critical path is the longest dependency path with each node weighing `create_ms + ready_after_ms`, computed from the very latencies given to the plugin; no scheduler can beat it. `occopus build --parallelism 100000` runs with the `sim` plugin granted {} concurrent instances in an operator config. The `sim` plugin answers each `state` poll of a pending instance with the time left (`clock.poll-after`), so the engine asks again when the instance is ready instead of at the next step of its backoff (25 ms, doubling). The makespan is the build's elapsed time as the engine reports it, from the start of the build (planning, the lock, the metadata) to the infrastructure being ready; the process wall time adds start-up and exit. Each case runs {} times (once if its first run takes more than {} s); the figures are those of the run with the median makespan, and the makespan's range over the runs is beside it. *Start lag* is, from the build's events, how long a node waited between its dependencies being ready (the build's start, for a root) and its create starting: the worst and the median over all nodes.",
+            s.seed, s.create_ms[0], s.create_ms[1], s.ready_ms[0], s.ready_ms[1], s.sim_max_instances, s.runs, s.slow_run.as_secs()
         ));
         let mut t = Table::new(&[
             "shape",
             "nodes",
             "depth",
+            "runs",
             "critical path",
             "makespan",
             "ratio",
@@ -647,8 +686,17 @@ impl Report {
                 c.shape.name().into(),
                 count(c.n),
                 count(c.depth),
+                c.makespans_ms.len().to_string(),
                 dur(c.critical_ms as f64 / 1e3),
-                dur(c.engine_ms / 1e3),
+                match (c.makespans_ms.first(), c.makespans_ms.last()) {
+                    (Some(lo), Some(hi)) if c.makespans_ms.len() > 1 => format!(
+                        "{} ({}–{})",
+                        dur(c.engine_ms / 1e3),
+                        dur(lo / 1e3),
+                        dur(hi / 1e3)
+                    ),
+                    _ => dur(c.engine_ms / 1e3),
+                },
                 format!("{:.3}", c.ratio()),
                 target,
                 c.start_lag_ms.map_or_else(
@@ -842,6 +890,7 @@ mod tests {
                 cpu: Duration::from_millis(100),
                 wall: Duration::from_millis(1_300),
                 start_lag_ms: Some((40.0, 2.0)),
+                makespans_ms: vec![cp_engine_ms],
             }],
             tf: TfStatus::Ran {
                 version: "Terraform v1".into(),
@@ -860,6 +909,8 @@ mod tests {
                 create_ms: [50, 200],
                 ready_ms: [20, 100],
                 sim_max_instances: 256,
+                runs: 3,
+                slow_run: Duration::from_secs(20),
             },
         }
     }
