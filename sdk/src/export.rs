@@ -27,6 +27,17 @@ fn to_json(what: &str, value: &serde_json::Value) -> crate::Result<String> {
         .map_err(|e| crate::PluginError::internal(format!("cannot serialise {what}: {e}")))
 }
 
+/// On the host's warm-up call (`validate(type, null)`, made on a fresh instance), do the
+/// start-up work that a first call would otherwise do at its first host call: seed std's
+/// hash maps (`RandomState` reads `wasi:random`; every JSON object the SDK parses is one).
+/// A create the host starts ahead of its turn runs until its first host call, so this
+/// lets it run up to its first real effect.
+fn warm_up(section: &str) {
+    if section == "null" {
+        let _ = std::collections::hash_map::RandomState::new();
+    }
+}
+
 /// Adapter exporting a [`ResourceHandler`] as the WIT `resource-handler` interface.
 pub struct ResourceHandlerExport<P>(PhantomData<P>);
 
@@ -56,6 +67,7 @@ impl<P: ResourceHandler + Default + 'static> rh::Guest for ResourceHandlerExport
         P::default().metadata().into()
     }
     fn validate(type_name: String, section: String) -> WitResult<()> {
+        warm_up(&section);
         let section = parse_json("the section", &section)?;
         Ok(P::default().validate(&type_name, &section)?)
     }
@@ -97,6 +109,7 @@ impl<P: HealthChecker + Default + 'static> hc::Guest for HealthCheckerExport<P> 
         P::default().metadata().into()
     }
     fn validate(type_name: String, section: String) -> WitResult<()> {
+        warm_up(&section);
         let section = parse_json("the section", &section)?;
         Ok(P::default().validate(&type_name, &section)?)
     }
@@ -155,6 +168,7 @@ impl<P: ConfigManager + Default + 'static> cm::Guest for ConfigManagerExport<P> 
         P::default().metadata().into()
     }
     fn validate(type_name: String, section: String) -> WitResult<()> {
+        warm_up(&section);
         let section = parse_json("the section", &section)?;
         Ok(P::default().validate(&type_name, &section)?)
     }

@@ -14,7 +14,10 @@ use crate::status::NodeStatus;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 /// The plugin ABI version this host speaks (`occopus:plugin@0.1.0`).
 pub const ABI_VERSION: &str = "0.1.0";
@@ -158,6 +161,74 @@ pub struct InstanceRef {
     pub instance: Value,
 }
 
+/// A one-way switch: closed until [`release`](Self::release)d, then open for good. Clones
+/// share it. [`wait`](Self::wait) resolves once it is open. The engine hands one to a
+/// staged call ([`ResourceHandler::create_staged`]) and releases it when the instance's
+/// turn comes.
+#[derive(Clone, Default)]
+pub struct Release(Arc<Mutex<ReleaseState>>);
+
+#[derive(Default)]
+struct ReleaseState {
+    open: bool,
+    waiters: Vec<Waker>,
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release")
+            .field("released", &self.is_released())
+            .finish()
+    }
+}
+
+impl Release {
+    /// A closed switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Open it and wake everyone waiting. Idempotent.
+    pub fn release(&self) {
+        let waiters = {
+            let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            st.open = true;
+            std::mem::take(&mut st.waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Whether it has been released.
+    pub fn is_released(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).open
+    }
+
+    /// Resolves once released (at once if it already is).
+    pub fn wait(&self) -> ReleaseWait {
+        ReleaseWait(self.clone())
+    }
+}
+
+/// The future of [`Release::wait`].
+#[derive(Debug)]
+pub struct ReleaseWait(Release);
+
+impl Future for ReleaseWait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        if st.open {
+            return Poll::Ready(());
+        }
+        if !st.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            st.waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
 /// The resource's own view of an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceState {
@@ -179,6 +250,27 @@ pub trait ResourceHandler: Send + Sync {
     /// Create the instance, or adopt the one already made for `req.node.node_id`.
     /// Returns plugin-specific instance data (stored and passed back on later calls).
     async fn create(&self, req: &CreateRequest) -> Result<Value, PluginError>;
+    /// `create`, started before its turn (while the instance's dependencies are still
+    /// being created): the plugin may do the work it can do alone, up to its first effect
+    /// on anything outside itself, and nothing beyond that until `turn` is
+    /// [released](Release::release). An implementation must keep that promise for every
+    /// effect: a request sent, a process started, even a reading of the clock (a request
+    /// signed at staging time would be stale at its turn). Dropping the future before the
+    /// release must leave nothing behind; the engine drops it when the instance will not
+    /// be created after all (a dependency failed, the build stopped).
+    ///
+    /// The result may be ready before the release (the plugin answered without an
+    /// effect, say a validation error); the engine holds it until the turn.
+    ///
+    /// By default: wait for the release, then [`create`](Self::create).
+    async fn create_staged(
+        &self,
+        req: &CreateRequest,
+        turn: &Release,
+    ) -> Result<Value, PluginError> {
+        turn.wait().await;
+        self.create(req).await
+    }
     /// Look for an instance made for `req.node.node_id` (tags, names, client tokens)
     /// without creating anything.
     async fn find(&self, req: &CreateRequest) -> Result<Option<Value>, PluginError>;
@@ -366,5 +458,47 @@ pub trait PluginHost: Send + Sync {
     /// dependencies are still being created); it must not block. By default, nothing.
     fn prepare(&self, kind: PluginKind, type_name: &str, count: usize) {
         let _ = (kind, type_name, count);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll(f: &mut ReleaseWait, waker: &Waker) -> Poll<()> {
+        Pin::new(f).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn release_wakes_every_waiter_once_and_stays_open() {
+        let turn = Release::new();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let (mut a, mut b) = (turn.wait(), turn.clone().wait());
+        assert_eq!(poll(&mut a, &waker), Poll::Pending);
+        // Polled again with the same waker: still one registration.
+        assert_eq!(poll(&mut a, &waker), Poll::Pending);
+        let other = Arc::new(Count(AtomicUsize::new(0)));
+        assert_eq!(poll(&mut b, &Waker::from(other.clone())), Poll::Pending);
+        assert!(!turn.is_released());
+        turn.release();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(&mut a, &waker), Poll::Ready(()));
+        assert_eq!(poll(&mut b, &waker), Poll::Ready(()));
+        // Open for good: a new wait is ready at once, a second release wakes nobody.
+        turn.release();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(&mut turn.wait(), &waker), Poll::Ready(()));
+        assert!(turn.is_released());
     }
 }

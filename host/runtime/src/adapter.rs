@@ -16,12 +16,12 @@ use crate::convert::{
 };
 use crate::grants::CallPolicy;
 use crate::loader::LoadedPlugin;
-use crate::pool::bound;
+use crate::pool::{Staged, bound};
 use async_trait::async_trait;
 use occopus_model::instance::Addresses;
 use occopus_model::plugin::{
     CheckOutcome, CmInfraRequest, CmNodeRequest, ConfigManager, CreateRequest, HealthChecker,
-    HealthReport, HealthRequest, HealthStatus, InstanceRef, PluginError, ResourceHandler,
+    HealthReport, HealthRequest, HealthStatus, InstanceRef, PluginError, Release, ResourceHandler,
     ResourceState,
 };
 use occopus_model::secret::Secret;
@@ -193,6 +193,46 @@ impl ResourceHandler for LoadedPlugin {
                 },
             )
             .await?;
+        parse_json(&r.map_err(|e| self.map_err(e))?, self.name(), "create")
+    }
+
+    /// The guest runs until its first host call, which waits for `turn` (the pool's
+    /// staged call); if it cannot run ahead, an ordinary `create` at the turn.
+    async fn create_staged(
+        &self,
+        req: &CreateRequest,
+        turn: &Release,
+    ) -> Result<Value, PluginError> {
+        if let Err(e) = self.schema_check(&req.type_name, &req.resource) {
+            turn.wait().await;
+            return Err(e);
+        }
+        let w = Self::create_request(req);
+        let max = self.max_output();
+        let staged = self
+            .pool
+            .call_staged(
+                "create",
+                self.create_policy(req),
+                Some(req.node.clone()),
+                &req.type_name,
+                turn,
+                move |s, b| {
+                    Box::pin(async move {
+                        let r = b.resource_handler()?.call_create(s, &w).await?;
+                        bound(result_size(&r, String::len), max, "create")?;
+                        Ok(r)
+                    })
+                },
+            )
+            .await;
+        let r: Wit<String> = match staged {
+            Staged::Done(r) => r?,
+            Staged::NotStaged => {
+                turn.wait().await;
+                return self.create(req).await;
+            }
+        };
         parse_json(&r.map_err(|e| self.map_err(e))?, self.name(), "create")
     }
 

@@ -22,6 +22,11 @@ fn base_config() -> Config {
     c.max_wasm_stack(1 << 20);
     c.async_stack_size(4 << 20);
     c.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Environment);
+    // Function tables are filled at instantiation, not by a libcall at each entry's first
+    // use: a libcall is a host call, and a staged call's first host call waits for its
+    // turn (`state::TurnGate`), so lazy entries would stop a staged guest at its first
+    // indirect call.
+    c.table_lazy_init(false);
     c
 }
 

@@ -100,10 +100,21 @@ pub struct Inventory {
 
 struct Inner {
     plugins: Vec<Arc<LoadedPlugin>>,
-    routes: HashMap<(PluginKind, String), usize>,
+    /// Per kind, section `type` → index into `plugins`.
+    routes: HashMap<PluginKind, HashMap<String, usize>>,
     errors: Vec<LoadError>,
     cache_dir: Option<PathBuf>,
     search_path: Vec<PathBuf>,
+}
+
+/// Counts of a plugin's staged calls ([`ResourceHandler::create_staged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StagingStats {
+    /// Calls whose guest ran up to its first host call before its turn came.
+    pub ahead: u64,
+    /// Calls that gave their instance back to a call in turn (they ran at their turn,
+    /// from the start).
+    pub evicted: u64,
 }
 
 /// The loaded plugins. Cheap to clone; implements [`PluginHost`].
@@ -200,7 +211,10 @@ impl Runtime {
                 .types
                 .iter()
                 .filter_map(|t| {
-                    routes.get(&(p.info.kind, t.name.clone())).map(|&i: &usize| {
+                    routes
+                        .get(&p.info.kind)
+                        .and_then(|r: &HashMap<String, usize>| r.get(&t.name))
+                        .map(|&i: &usize| {
                         let o = &plugins[i];
                         format!(
                             "type `{}` ({}) is claimed by both {} (plugin `{}`) and {} (plugin `{}`)",
@@ -226,7 +240,10 @@ impl Runtime {
             }
             let idx = plugins.len();
             for t in &p.info.types {
-                routes.insert((p.info.kind, t.name.clone()), idx);
+                routes
+                    .entry(p.info.kind)
+                    .or_default()
+                    .insert(t.name.clone(), idx);
             }
             tracing::info!(plugin = %p.info.name, version = %p.info.version, kind = %p.info.kind, cache = ?p.cache, path = %file.display(), "plugin loaded");
             plugins.push(Arc::new(p));
@@ -318,22 +335,31 @@ impl Runtime {
         self.by_name(name).map(|p| p.pool.idle_count())
     }
 
+    /// What became of plugin `name`'s staged calls so far. For tests and diagnostics.
+    pub fn staging_stats(&self, name: &str) -> Option<StagingStats> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.by_name(name).map(|p| {
+            let s = p.pool.shared();
+            StagingStats {
+                ahead: s.staged_ahead.load(Relaxed),
+                evicted: s.staged_evicted.load(Relaxed),
+            }
+        })
+    }
+
     /// The compiled-artifact cache directory in use, if any.
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.inner.cache_dir.as_deref()
     }
 
     fn route(&self, kind: PluginKind, type_name: &str) -> Result<&Arc<LoadedPlugin>, NoPlugin> {
-        match self.inner.routes.get(&(kind, type_name.to_string())) {
+        let of_kind = self.inner.routes.get(&kind);
+        match of_kind.and_then(|r| r.get(type_name)) {
             Some(&i) => Ok(&self.inner.plugins[i]),
             None => {
-                let mut known: Vec<String> = self
-                    .inner
-                    .routes
-                    .keys()
-                    .filter(|(k, _)| *k == kind)
-                    .map(|(_, t)| t.clone())
-                    .collect();
+                let mut known: Vec<String> = of_kind
+                    .map(|r| r.keys().cloned().collect())
+                    .unwrap_or_default();
                 known.sort();
                 Err(NoPlugin {
                     kind,

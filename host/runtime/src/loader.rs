@@ -313,16 +313,16 @@ impl Loader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let probe_shared = Arc::new(PluginShared {
-            name: file_label.clone(),
-            grants: Arc::new(Grants::new(
+        let probe_shared = Arc::new(PluginShared::new(
+            file_label.clone(),
+            Arc::new(Grants::new(
                 file_label,
                 CapabilitySet::default(),
                 CapabilitySet::default(),
             )),
-            limits: PluginLimits::new(&self.config.limits, None),
-            runtime: self.runtime.clone(),
-        });
+            PluginLimits::new(&self.config.limits, None),
+            self.runtime.clone(),
+        ));
         let probe_pool =
             InstancePool::new(self.engine.clone(), kind_pre.clone(), probe_shared.clone());
         let max = self.config.limits.max_output_bytes;
@@ -384,12 +384,12 @@ impl Loader<'_> {
                 meta.name
             ));
         }
-        let shared = Arc::new(PluginShared {
-            name: meta.name.clone(),
-            grants: grants.clone(),
-            limits: PluginLimits::new(&self.config.limits, grant),
-            runtime: self.runtime.clone(),
-        });
+        let shared = Arc::new(PluginShared::new(
+            meta.name.clone(),
+            grants.clone(),
+            PluginLimits::new(&self.config.limits, grant),
+            self.runtime.clone(),
+        ));
         let info = PluginInfo {
             name: meta.name.clone(),
             version: meta.version.clone(),

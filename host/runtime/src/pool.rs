@@ -8,19 +8,28 @@
 //! blow-up or oversized output discards the instance (a trapped store is poisoned) and
 //! becomes [`PluginError::Crashed`] with the guest's stderr tail (its panic message).
 //!
+//! A *staged* call ([`InstancePool::call_staged`]) starts before its turn: it runs the
+//! guest until its first host call, which waits for the turn (the store's
+//! [`TurnGate`](crate::state::TurnGate) hook). It uses only a permit that is free at once,
+//! never the last one, and gives it back (its instance discarded, nothing having been
+//! done) when a call in turn finds no free permit: staging never delays work whose turn
+//! has come.
+//!
 //! Must not: put an instance back after anything but a clean return.
 
 use crate::bindings::host_api::occopus::plugin::types::PluginError as WitError;
 use crate::bindings::{config_manager as cm, health_checker as hc, resource_handler as rh};
 use crate::engine::EPOCH_TICK;
 use crate::grants::CallPolicy;
+use crate::state::TurnGate;
 use crate::state::{PluginShared, PluginState};
-use occopus_model::plugin::{NodeContext, PluginError};
+use occopus_model::plugin::{NodeContext, PluginError, Release};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// Extra time the outer timeout allows beyond the budget before giving up on a call that
@@ -154,6 +163,61 @@ pub(crate) struct Instance {
 /// The future one export call returns.
 pub(crate) type CallFuture<'s, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 's>>;
 
+/// What became of a staged call.
+pub(crate) enum Staged<R> {
+    /// It ran (its result may have come before the turn, from a guest that returned
+    /// without calling the host).
+    Done(Result<R, PluginError>),
+    /// It did not run ahead: no permit was free, or a call in turn took its permit back.
+    /// Nothing was done; make the call the ordinary way at its turn.
+    NotStaged,
+}
+
+/// Staged calls waiting for their turn, which a call in turn may evict (the most recent
+/// first).
+#[derive(Default)]
+struct StagedCalls {
+    next: AtomicU64,
+    waiting: Mutex<std::collections::BTreeMap<u64, Arc<Notify>>>,
+}
+
+impl StagedCalls {
+    fn register(&self) -> (u64, Arc<Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evict = Arc::new(Notify::new());
+        self.lock().insert(id, evict.clone());
+        (id, evict)
+    }
+
+    fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Ask the most recently staged call to give its permit back; whether there was one.
+    fn evict_one(&self) -> bool {
+        match self.lock().pop_last() {
+            Some((_, evict)) => {
+                evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<Notify>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Removes a staged call from the eviction list when it ends, however it ends.
+struct Unregister<'a>(&'a StagedCalls, u64);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.unregister(self.1);
+    }
+}
+
 /// Instances of one plugin.
 pub(crate) struct InstancePool {
     engine: Engine,
@@ -162,6 +226,7 @@ pub(crate) struct InstancePool {
     permits: Semaphore,
     idle: Mutex<Vec<Instance>>,
     recycle_after: u32,
+    staged: StagedCalls,
 }
 
 impl InstancePool {
@@ -174,6 +239,7 @@ impl InstancePool {
             idle: Mutex::new(Vec::new()),
             shared,
             recycle_after,
+            staged: StagedCalls::default(),
         }
     }
 
@@ -229,7 +295,7 @@ impl InstancePool {
         let budget = self.shared.limits.budget("metadata");
         let mut made = 0;
         while made < count {
-            let Ok(_permit) = self.permits.try_acquire() else {
+            let Ok(permit) = self.permits.try_acquire() else {
                 break;
             };
             // Live after this instantiation: the idle ones plus every permit taken
@@ -247,6 +313,10 @@ impl InstancePool {
             }
             self.put_back(inst);
             made += 1;
+            // One instance at a time: the calls whose turn has come go first. (The
+            // permit goes first: an idle instance holds none.)
+            drop(permit);
+            tokio::task::yield_now().await;
         }
         made
     }
@@ -314,11 +384,16 @@ impl InstancePool {
         F: for<'s> FnOnce(&'s mut Store<PluginState>, &'s Bindings) -> CallFuture<'s, R> + Send,
     {
         let budget = self.shared.limits.budget(operation);
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.crashed(operation, "the plugin is shutting down".into()))?;
+        let shutting_down = || self.crashed(operation, "the plugin is shutting down".into());
+        // A call in turn takes a staged call's permit rather than wait behind it.
+        let _permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(TryAcquireError::Closed) => return Err(shutting_down()),
+            Err(TryAcquireError::NoPermits) => {
+                self.staged.evict_one();
+                self.permits.acquire().await.map_err(|_| shutting_down())?
+            }
+        };
         let mut inst = match self.take_idle() {
             Some(i) => i,
             None => self
@@ -334,6 +409,107 @@ impl InstancePool {
             store, bindings, ..
         } = &mut inst;
         let r = tokio::time::timeout(budget + OUTER_GRACE, f(store, bindings)).await;
+        self.finish(operation, budget, inst, r)
+    }
+
+    /// Start a call before its turn: the guest runs until its first host call, which
+    /// waits for `turn`; the time budget starts when the gate is passed (before it, the
+    /// guest's own computing is bounded by one budget). Only a permit free at once is
+    /// used, and a call in turn that finds none evicts the most recent staged call
+    /// still waiting for its turn (its instance is discarded: it did nothing).
+    pub async fn call_staged<R, F>(
+        &self,
+        operation: &'static str,
+        policy: CallPolicy,
+        node: Option<NodeContext>,
+        type_name: &str,
+        turn: &Release,
+        f: F,
+    ) -> Staged<R>
+    where
+        R: Send,
+        F: for<'s> FnOnce(&'s mut Store<PluginState>, &'s Bindings) -> CallFuture<'s, R> + Send,
+    {
+        let budget = self.shared.limits.budget(operation);
+        // One slot always stays free for calls in turn (a dependency's polls, most
+        // often), so that they rarely have to evict a staged call.
+        if self.permits.available_permits() <= 1 {
+            return Staged::NotStaged;
+        }
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return Staged::NotStaged;
+        };
+        let (id, evicted) = self.staged.register();
+        let unregister = Unregister(&self.staged, id);
+        // A fresh instance is warmed first (see `warm`): otherwise the guest's start-up
+        // (its allocator's first growth of memory is a host call) would stop it at the
+        // gate before it has done any of its own work.
+        let mut inst = tokio::select! {
+            biased;
+            _ = evicted.notified() => {
+                self.shared.staged_evicted.fetch_add(1, Ordering::Relaxed);
+                return Staged::NotStaged;
+            }
+            i = async {
+                match self.take_idle() {
+                    Some(i) => Ok(i),
+                    None => {
+                        let mut inst = self.instantiate(budget).await?;
+                        self.warm(&mut inst, type_name).await.map_err(|()| {
+                            "could not be warmed up (its validate call failed)".to_string()
+                        })?;
+                        Ok(inst)
+                    }
+                }
+            } => match i {
+                Ok(i) => i,
+                Err(c) => return Staged::Done(Err(self.crashed(operation, c))),
+            },
+        };
+        let data = inst.store.data_mut();
+        data.begin_call(operation, policy, node, budget);
+        data.call.turn = Some(turn.clone());
+        inst.store.call_hook_async(TurnGate);
+        inst.store.set_epoch_deadline(1);
+        let Instance {
+            store, bindings, ..
+        } = &mut inst;
+        let mut call = f(store, bindings);
+        // Once the turn has come, the call is polled only by the timeout below (polling
+        // it here too would resume the guest twice).
+        let early = tokio::select! {
+            biased;
+            _ = turn.wait() => None,
+            r = &mut call => Some(r),
+            // Dropping the call discards the instance, parked before any effect.
+            _ = evicted.notified() => {
+                self.shared.staged_evicted.fetch_add(1, Ordering::Relaxed);
+                return Staged::NotStaged;
+            }
+        };
+        // Its turn has come (or it is done): no longer evictable.
+        drop(unregister);
+        let r = match early {
+            Some(r) => {
+                drop(call);
+                Ok(r)
+            }
+            None => tokio::time::timeout(budget + OUTER_GRACE, call).await,
+        };
+        // The gate is needed no more: a cheap no-op hook replaces it.
+        inst.store.call_hook(|_, _| Ok(()));
+        Staged::Done(self.finish(operation, budget, inst, r))
+    }
+
+    /// The end of a call: a clean return puts the instance back; anything else discards
+    /// it and becomes [`PluginError::Crashed`].
+    fn finish<R>(
+        &self,
+        operation: &'static str,
+        budget: Duration,
+        mut inst: Instance,
+        r: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, PluginError> {
         match r {
             Ok(Ok(v)) => {
                 inst.calls += 1;

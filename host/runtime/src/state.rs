@@ -1,6 +1,7 @@
 //! The data of one plugin instance's `Store`: the sandboxed WASI context, the memory cap,
 //! and the context of the call in progress (operation, node, reachability policy,
-//! deadline, log budget).
+//! deadline, log budget, a staged call's turn); and [`TurnGate`], the call hook that
+//! holds a staged call at its first host call until its turn.
 //!
 //! Must not: outlive its instance (a store is dropped with it, always after a trap).
 
@@ -8,12 +9,13 @@ use crate::config::{Limits, PluginLimits};
 use crate::grants::{CallPolicy, Grants};
 use crate::host::HostServices;
 use crate::stdio::OutputCapture;
-use occopus_model::plugin::NodeContext;
+use occopus_model::plugin::{NodeContext, Release};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime::{CallHook, CallHookHandler, ResourceLimiter, StoreContextMut};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -31,6 +33,28 @@ pub(crate) struct PluginShared {
     pub grants: Arc<Grants>,
     pub limits: PluginLimits,
     pub runtime: Arc<RuntimeShared>,
+    /// Staged calls whose guest reached its first host call before its turn.
+    pub staged_ahead: AtomicU64,
+    /// Staged calls evicted by a call in turn (they did nothing and ran later).
+    pub staged_evicted: AtomicU64,
+}
+
+impl PluginShared {
+    pub fn new(
+        name: String,
+        grants: Arc<Grants>,
+        limits: PluginLimits,
+        runtime: Arc<RuntimeShared>,
+    ) -> Self {
+        Self {
+            name,
+            grants,
+            limits,
+            runtime,
+            staged_ahead: AtomicU64::new(0),
+            staged_evicted: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A summing memory cap over every linear memory of the instance (wasmtime's
@@ -79,6 +103,9 @@ pub(crate) struct CallState {
     pub in_host_call: Option<&'static str>,
     /// The plugin's `clock.poll-after` hint of this call, milliseconds (bounded).
     pub poll_after_ms: Option<u64>,
+    /// A staged call's turn: its first host call waits for this release (see
+    /// [`TurnGate`]); `None` once passed, and for every other call.
+    pub turn: Option<Release>,
 }
 
 impl CallState {
@@ -161,6 +188,7 @@ impl PluginState {
                 log_lines: 0,
                 in_host_call: None,
                 poll_after_ms: None,
+                turn: None,
             },
             shared,
             stderr,
@@ -192,6 +220,7 @@ impl PluginState {
             log_lines: 0,
             in_host_call: None,
             poll_after_ms: None,
+            turn: None,
         };
     }
 
@@ -210,3 +239,40 @@ impl PluginState {
 }
 
 impl crate::bindings::host_api::occopus::plugin::types::Host for PluginState {}
+
+/// The store's call hook while a staged call runs: the guest's first call into the host
+/// of any kind (an `occopus:plugin` import, a WASI function, a runtime libcall such as
+/// growing memory) waits until the call's turn is released, so that a staged `create`
+/// computes ahead but has no effect, not even a reading of the clock, before its turn.
+/// Passing the gate starts the call's time budget afresh.
+pub(crate) struct TurnGate;
+
+#[async_trait::async_trait]
+impl CallHookHandler<PluginState> for TurnGate {
+    async fn handle_call_event(
+        &self,
+        mut store: StoreContextMut<'_, PluginState>,
+        ch: CallHook,
+    ) -> wasmtime::Result<()> {
+        if !matches!(ch, CallHook::CallingHost) {
+            return Ok(());
+        }
+        let Some(turn) = store.data_mut().call.turn.take() else {
+            return Ok(());
+        };
+        if !turn.is_released() {
+            store
+                .data()
+                .shared
+                .staged_ahead
+                .fetch_add(1, Ordering::Relaxed);
+            store.data_mut().call.in_host_call = Some("its first host call, waiting for its turn");
+            turn.wait().await;
+            store.data_mut().call.in_host_call = None;
+        }
+        let call = &mut store.data_mut().call;
+        call.deadline = Instant::now() + call.budget;
+        store.set_epoch_deadline(1);
+        Ok(())
+    }
+}

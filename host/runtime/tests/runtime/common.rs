@@ -7,7 +7,10 @@ use occopus_model::plugin::{CreateRequest, HealthRequest, InstanceRef, NodeConte
 use occopus_runtime::{Limits, Runtime, RuntimeConfig};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A config that sees only `dir` (no built-in directories, no environment).
 pub fn config(dir: &Path) -> RuntimeConfig {
@@ -83,4 +86,25 @@ pub fn health(section: Value, primary: &str) -> HealthRequest {
             all: vec![],
         },
     }
+}
+
+/// An HTTP server on 127.0.0.1 answering `hello` to every connection, and counting them.
+pub async fn http_server() -> (u16, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                )
+                .await;
+        }
+    });
+    (port, seen)
 }

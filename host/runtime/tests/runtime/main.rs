@@ -14,3 +14,4 @@ mod network;
 mod process;
 mod routing;
 mod sim;
+mod staging;

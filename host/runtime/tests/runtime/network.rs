@@ -4,24 +4,10 @@
 use crate::common::*;
 use occopus_model::plugin::{HealthStatus, PluginError, PluginHost};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A one-shot HTTP server on 127.0.0.1 answering `hello`.
+/// An HTTP server on 127.0.0.1 answering `hello`.
 async fn serve_once() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        if let Ok((mut s, _)) = l.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-                )
-                .await;
-        }
-    });
-    port
+    http_server().await.0
 }
 
 #[tokio::test]
