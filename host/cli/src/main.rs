@@ -545,7 +545,22 @@ async fn with_progress<T>(
             }
             progress.event(&e);
         };
+        let mut pause = false;
         loop {
+            if std::mem::take(&mut pause) {
+                // Events come in bursts (a thousand nodes starting at once): let a burst
+                // pass before writing the next batch, rather than compete with it for
+                // the CPU. The end of the operation cuts the pause short.
+                tokio::select! {
+                    _ = tokio::time::sleep(BATCH_PAUSE) => {}
+                    _ = &mut stopped => {
+                        while let Ok(e) = rx.try_recv() {
+                            take(&mut progress, e);
+                        }
+                        break;
+                    }
+                }
+            }
             tokio::select! {
                 r = rx.recv() => match r {
                     Ok(e) => {
@@ -555,6 +570,7 @@ async fn with_progress<T>(
                             take(&mut progress, e);
                         }
                         progress.flush();
+                        pause = true;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -578,6 +594,9 @@ async fn with_progress<T>(
     }
     result
 }
+
+/// Least time between two batches of progress output.
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
 
 /// After a build: each node's addresses, so the user knows where to go.
 async fn endpoints(occ: &Occopus, id: &InfraId) {

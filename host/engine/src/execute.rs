@@ -1,16 +1,20 @@
 //! `build`: plan, then execute exactly that plan.
 //!
 //! 1. Take the infrastructure's lock; load its state; compute the plan.
-//! 2. Record the metadata (new infrastructure, or the new description of an update).
-//! 3. Drops of the plan (removed nodes, scale-down, failed instances), reverse order.
-//! 4. One durable commit with the intents (`creating`) of the first wave (the nodes that
-//!    start at once) and the config-manager environments the plan needs; then create
-//!    those environments. The scheduler commits the other intents once it has started
-//!    the first wave, and starts nothing else before that second commit is durable.
+//! 2. Make the intents (`creating`) of the first wave (the nodes that start at once) and
+//!    the config-manager marks the plan needs. A new infrastructure records its metadata
+//!    and these in one durable step (written meanwhile when the id is new).
+//! 3. An update: record the new description, run the drops of the plan (removed nodes,
+//!    scale-down, failed instances; reverse order), then commit the first intents.
+//! 4. Create the config-manager environments. The scheduler makes and commits the other
+//!    intents once it has started the first wave, and starts nothing else before that
+//!    second commit is durable.
 //! 5. Per-edge scheduling: a node's instances start as soon as every node it depends on
 //!    has all its instances ready; every instance runs as its own task (so a build uses
 //!    every worker thread); a global semaphore bounds instances in flight. O(nodes +
-//!    edges): the scheduler reacts to completions, it never polls.
+//!    edges): the scheduler reacts to completions, it never polls. Dependents of a node
+//!    that stays in flight are staged (see [`schedule`]): their creates run ahead up to
+//!    their plugins' first effect and go on at their turn.
 //! 6. On the first failure: start nothing new; report the nodes downstream of it once
 //!    each (`NodeSkipped`); let in-flight instances finish; then roll back what this build
 //!    created (reverse order) unless `keep_on_failure`.
@@ -24,14 +28,14 @@ use crate::ops::OpCtx;
 use crate::{BuildOptions, BuildReport, CredentialSource, Engine, plan, render};
 use occopus_graph::{Dag, ReadySet};
 use occopus_model::event::EventKind;
-use occopus_model::plugin::{CmInfraRequest, PluginKind};
+use occopus_model::plugin::{CmInfraRequest, PluginKind, Release};
 use occopus_model::{
     Action, Addresses, InfraId, InstancePhase, InstanceRecord, NodeId, NodeName, NodeStatus, Plan,
     ResolvedInfra,
 };
 use occopus_state::{InfraMeta, Record, StateError};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -161,6 +165,46 @@ fn node_list(nodes: &[&NodeName]) -> String {
     }
 }
 
+/// A new infrastructure's creation started before the build has planned
+/// ([`StateStore::create_infra_when`](occopus_state::StateStore::create_infra_when)):
+/// finished with the first intents, or abandoned (nothing is created).
+struct EarlyCreate {
+    infra_id: InfraId,
+    created_at_ms: u64,
+    records: tokio::sync::oneshot::Sender<Vec<Record>>,
+    task: tokio::task::JoinHandle<Result<(), StateError>>,
+}
+
+impl EarlyCreate {
+    fn start(store: Arc<dyn occopus_state::StateStore>, meta: InfraMeta) -> Self {
+        let (records, rx) = tokio::sync::oneshot::channel();
+        let (infra_id, created_at_ms) = (meta.infra_id.clone(), meta.created_at_ms);
+        let task = tokio::spawn(async move { store.create_infra_when(meta, rx).await });
+        Self {
+            infra_id,
+            created_at_ms,
+            records,
+            task,
+        }
+    }
+
+    async fn finish(self, records: Vec<Record>) -> Result<(), StateError> {
+        // A send fails only if the task is gone; its result says why.
+        let _ = self.records.send(records);
+        self.task.await.unwrap_or(Err(StateError::WriterGone))
+    }
+
+    async fn abandon(self) {
+        drop(self.records);
+        let _ = self.task.await;
+    }
+}
+
+/// How long a node is in flight before its dependents are staged: long enough that
+/// nodes ready within moments (a fast or simulated backend) cost no staging, short next
+/// to the seconds a cloud takes.
+const STAGE_AFTER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// What the scheduler saw.
 #[derive(Default)]
 struct Sched {
@@ -181,8 +225,41 @@ impl Engine {
         creds: Arc<dyn CredentialSource>,
         opts: BuildOptions,
     ) -> Result<BuildReport, BuildError> {
-        let infra: &ResolvedInfra = &shared_infra;
         let started = Instant::now();
+        // A new infrastructure (no id given): its metadata is written while the build
+        // plans, takes its lock and makes its first intents (`create_infra_when`).
+        let mut early = match &opts.infra_id {
+            None => {
+                let meta = InfraMeta {
+                    infra_id: InfraId::new(uuid::Uuid::new_v4().to_string()),
+                    name: shared_infra.name.clone(),
+                    created_at_ms: now_ms(),
+                    description_path: opts.description_path.clone(),
+                    infra: shared_infra.clone(),
+                };
+                Some(EarlyCreate::start(self.inner.store.clone(), meta))
+            }
+            Some(_) => None,
+        };
+        let result = self
+            .build_body(started, shared_infra, creds, opts, &mut early)
+            .await;
+        // A build that stopped before its first intents creates nothing.
+        if let Some(early) = early {
+            early.abandon().await;
+        }
+        result
+    }
+
+    async fn build_body(
+        &self,
+        started: Instant,
+        shared_infra: Arc<ResolvedInfra>,
+        creds: Arc<dyn CredentialSource>,
+        opts: BuildOptions,
+        early: &mut Option<EarlyCreate>,
+    ) -> Result<BuildReport, BuildError> {
+        let infra: &ResolvedInfra = &shared_infra;
         let name = infra.name.as_str();
         let graph = NodeGraph::of(infra).map_err(|e| BuildError::engine(None, name, e))?;
         // A new infrastructure is checked before anything is written for it, so a build
@@ -195,10 +272,11 @@ impl Engine {
             }
             Some(_) => None,
         };
-        let infra_id = opts
-            .infra_id
-            .clone()
-            .unwrap_or_else(|| InfraId::new(uuid::Uuid::new_v4().to_string()));
+        let infra_id = match (&opts.infra_id, early.as_ref()) {
+            (Some(id), _) => id.clone(),
+            (None, Some(e)) => e.infra_id.clone(),
+            (None, None) => InfraId::new(uuid::Uuid::new_v4().to_string()),
+        };
         let fail = |e: EngineError| BuildError::engine(Some(infra_id.clone()), name, e);
         let inner = &self.inner;
         let _lock = self.lock(&infra_id, "build").await.map_err(&fail)?;
@@ -218,24 +296,11 @@ impl Engine {
         };
 
         let is_new = state.is_none();
-        let created_at_ms = match &state {
-            Some(s) => s.meta().map_err(|e| fail(e.into()))?.created_at_ms,
-            None => now_ms(),
+        let created_at_ms = match (&state, early.as_ref()) {
+            (Some(s), _) => s.meta().map_err(|e| fail(e.into()))?.created_at_ms,
+            (None, Some(e)) => e.created_at_ms,
+            (None, None) => now_ms(),
         };
-        let meta = InfraMeta {
-            infra_id: infra_id.clone(),
-            name: infra.name.clone(),
-            created_at_ms,
-            description_path: opts.description_path.clone(),
-            infra: infra.clone(),
-        };
-        let saved = if is_new {
-            inner.store.create_infra(&meta).await
-        } else {
-            inner.store.put_meta(&meta).await
-        };
-        saved.map_err(|e| fail(e.into()))?;
-        drop(meta);
         let state = state.unwrap_or_default();
         let recorded: HashMap<&NodeId, &InstanceRecord> =
             state.instances.iter().map(|r| (&r.node_id, r)).collect();
@@ -265,7 +330,9 @@ impl Engine {
             .map(|i| creates[i] && graph.dag.dependees(i).iter().all(|&d| !creates[d]))
             .collect();
         let mut first_intents: Vec<Record> = Vec::new();
-        let mut later_intents: Vec<Record> = Vec::new();
+        // New instances after the first wave: their intents are made by the scheduler
+        // once the first wave has started.
+        let mut later: Vec<(usize, NodeId)> = Vec::new();
         let mut cm_envs: BTreeMap<String, Value> = BTreeMap::new();
         let mut mappings: Vec<Vec<Value>> = vec![Vec::new(); infra.nodes.len()];
         for e in &infra.edges {
@@ -281,48 +348,11 @@ impl Engine {
                 continue;
             };
             let spec = &infra.nodes[i];
-            let rec = match recorded.get(node_id) {
-                Some(r) => (*r).clone(),
-                None => {
-                    let Some(imp) = instance::choose_impl(spec, node_id.as_str(), None) else {
-                        continue;
-                    };
-                    // Best effort: a resource that reads other nodes' addresses is
-                    // recorded unrendered here and re-recorded before its create.
-                    let resource = if imp.resource.values().any(render::has_templates) {
-                        let vars = render::impl_vars(infra, &infra_id, spec, &mappings[i], imp);
-                        let ns = render::instance_namespace(vars, node_id.as_str(), book.clone());
-                        render::render_section(&inner.renderer, &ns, "resource", &imp.resource)
-                            .unwrap_or_else(|_| imp.resource.clone())
-                    } else {
-                        imp.resource.clone()
-                    };
-                    let rec = InstanceRecord {
-                        node_id: node_id.clone(),
-                        node_name: node.clone(),
-                        impl_index: imp.index,
-                        resource_type: imp.resource_type().to_string(),
-                        resource: Value::Object(resource),
-                        instance: None,
-                        addresses: Addresses::default(),
-                        phase: InstancePhase::Creating,
-                        status: NodeStatus::Pending,
-                        message: None,
-                        created_at_ms: now_ms(),
-                        ready_at_ms: None,
-                    };
-                    let intents = if first_wave[i] {
-                        &mut first_intents
-                    } else {
-                        &mut later_intents
-                    };
-                    intents.push(Record::Instance(rec.clone()));
-                    rec
-                }
+            let recorded_impl = recorded.get(node_id).map(|r| r.impl_index);
+            let Some(imp) = instance::choose_impl(spec, node_id.as_str(), recorded_impl) else {
+                continue;
             };
-            if let Some(imp) = instance::choose_impl(spec, node_id.as_str(), Some(rec.impl_index))
-                && let Some(cm) = &imp.config_management
-            {
+            if let Some(cm) = &imp.config_management {
                 let t = cm.get("type").and_then(Value::as_str).unwrap_or("dummy");
                 let endpoint = cm.get("endpoint").and_then(Value::as_str).unwrap_or("");
                 let key = format!("cm-infra:{t}:{endpoint}");
@@ -336,7 +366,23 @@ impl Engine {
                     cm_envs.insert(key, json!({"type": t, "section": cm, "created": false}));
                 }
             }
-            jobs[i].push(rec);
+            match recorded.get(node_id) {
+                Some(r) => jobs[i].push((*r).clone()),
+                None if first_wave[i] => {
+                    let rec = new_intent(
+                        infra,
+                        &infra_id,
+                        &inner.renderer,
+                        &book,
+                        i,
+                        &mappings[i],
+                        node_id,
+                    );
+                    first_intents.push(Record::Instance(rec.clone()));
+                    jobs[i].push(rec);
+                }
+                None => later.push((i, node_id.clone())),
+            }
         }
         for (key, value) in &cm_envs {
             first_intents.push(Record::Mark {
@@ -344,6 +390,28 @@ impl Engine {
                 value: value.clone(),
             });
         }
+
+        // The metadata. A new infrastructure's first intents are made durable with it, in
+        // one step (its metadata written meanwhile, when the id is new); an update's
+        // after the plan's drops.
+        let saved = match (is_new, early.take()) {
+            (true, Some(early)) => early.finish(std::mem::take(&mut first_intents)).await,
+            (new, _) => {
+                let meta = InfraMeta {
+                    infra_id: infra_id.clone(),
+                    name: infra.name.clone(),
+                    created_at_ms,
+                    description_path: opts.description_path.clone(),
+                    infra: shared_infra.clone(),
+                };
+                if new {
+                    inner.store.create_infra_with(&meta, &first_intents).await
+                } else {
+                    inner.store.put_meta(&meta).await
+                }
+            }
+        };
+        saved.map_err(|e| fail(e.into()))?;
 
         let emit = Emitter::new(inner.events.clone(), infra_id.clone());
         emit.emit(EventKind::InfraStart {
@@ -395,9 +463,11 @@ impl Engine {
             return Err(stop(dropped.failures, None));
         }
 
-        op.persist(&first_intents)
-            .await
-            .map_err(|e| stop(Vec::new(), Some(e.into())))?;
+        if !is_new {
+            op.persist(&first_intents)
+                .await
+                .map_err(|e| stop(Vec::new(), Some(e.into())))?;
+        }
         drop(first_intents);
         if let Err(message) = create_cm_envs(&op, &cm_envs).await {
             let cleanup: Vec<Record> = jobs
@@ -424,8 +494,10 @@ impl Engine {
             cancel: AtomicBool::new(false),
             deadline: opts.create_deadline.unwrap_or(inner.opts.create_deadline),
             parallelism,
+            stage: inner.opts.stage,
+            stage_slot: Semaphore::new(1),
         });
-        let mut sched = schedule(&env, &graph, jobs, later_intents).await;
+        let mut sched = schedule(&env, &graph, jobs, later).await;
         // Freeing what the instance tasks shared (thousands of small allocations made on
         // other threads: 1.5 ms at 1,000 nodes) is left to a blocking thread, off the
         // build's result.
@@ -540,6 +612,45 @@ impl Engine {
     }
 }
 
+/// The intent of a new instance of node `i`: its implementation picked from the node id,
+/// its resource rendered where it can be already (best effort: a resource that reads
+/// other nodes' addresses is recorded unrendered here and re-recorded before its create).
+fn new_intent(
+    infra: &ResolvedInfra,
+    infra_id: &InfraId,
+    renderer: &occopus_template::Renderer,
+    book: &Arc<render::AddressBook>,
+    i: usize,
+    mappings: &[Value],
+    node_id: &NodeId,
+) -> InstanceRecord {
+    let spec = &infra.nodes[i];
+    let imp = instance::choose_impl(spec, node_id.as_str(), None)
+        .expect("a create is planned only for a node with an implementation");
+    let resource = if imp.resource.values().any(render::has_templates) {
+        let vars = render::impl_vars(infra, infra_id, spec, mappings, imp);
+        let ns = render::instance_namespace(vars, node_id.as_str(), book.clone());
+        render::render_section(renderer, &ns, "resource", &imp.resource)
+            .unwrap_or_else(|_| imp.resource.clone())
+    } else {
+        imp.resource.clone()
+    };
+    InstanceRecord {
+        node_id: node_id.clone(),
+        node_name: spec.name.clone(),
+        impl_index: imp.index,
+        resource_type: imp.resource_type().to_string(),
+        resource: Value::Object(resource),
+        instance: None,
+        addresses: Addresses::default(),
+        phase: InstancePhase::Creating,
+        status: NodeStatus::Pending,
+        message: None,
+        created_at_ms: now_ms(),
+        ready_at_ms: None,
+    }
+}
+
 /// Create the config-manager environments (Occopus's `CreateInfrastructure`).
 async fn create_cm_envs(op: &OpCtx<'_>, envs: &BTreeMap<String, Value>) -> Result<(), String> {
     for (key, v) in envs {
@@ -623,31 +734,53 @@ pub(crate) async fn finish_removal(
 /// Per-edge scheduling of the creates. Every instance runs as its own task (a
 /// [`JoinSet`], so dropping the build aborts them); this loop only starts tasks and reacts
 /// to their outcomes.
+///
+/// Staging: once every dependency of a node has started, its [`instance::stageable`]
+/// instances are started as *parked* tasks, which prepare their create and run the
+/// plugin's `create` up to its first effect, then wait for their `go`, released when the
+/// node's turn comes (so a wide fan-out's dependents do not all start from nothing at the
+/// moment their dependency is ready). At most `parallelism` tasks are parked at once, on
+/// top of the `parallelism` running ones; a parked task holds no parallelism permit.
+/// When the build stops (a failure), parked tasks are aborted: they did nothing.
 async fn schedule(
     env: &Arc<BuildEnv>,
     graph: &NodeGraph,
     mut jobs: Vec<Vec<InstanceRecord>>,
-    later_intents: Vec<Record>,
+    later: Vec<(usize, NodeId)>,
 ) -> Sched {
     let dag = &graph.dag;
-    let include: Vec<bool> = jobs.iter().map(|j| !j.is_empty()).collect();
-    let mut ready = ReadySet::with_subset(dag, &include);
     let mut remaining: Vec<usize> = jobs.iter().map(Vec::len).collect();
+    for &(i, _) in &later {
+        remaining[i] += 1;
+    }
+    let include: Vec<bool> = remaining.iter().map(|&n| n > 0).collect();
+    let mut ready = ReadySet::with_subset(dag, &include);
     let mut node_failed = vec![false; jobs.len()];
     let mut skipped = vec![false; jobs.len()];
     let mut running: JoinSet<Outcome> = JoinSet::new();
     // What each task works on, to report an instance whose task panicked.
     let mut in_flight: HashMap<tokio::task::Id, (usize, InstanceRecord)> = HashMap::new();
-    // Ready instances wait here, so at most `parallelism` tasks exist at once.
+    // Ready instances wait here, so at most `parallelism` tasks run at once.
     let mut queue: VecDeque<(usize, InstanceRecord)> = VecDeque::new();
     let mut sched = Sched::default();
     let mut drained = vec![false; jobs.len()];
     let mut prepared = vec![false; jobs.len()];
-    // The intents after the first wave: encoded and committed once the first wave has
-    // started; nothing else starts before that commit is durable.
-    let mut later_records = (!later_intents.is_empty()).then_some(later_intents);
+    // Nodes whose turn has come, and nodes whose staging was decided.
+    let mut started = vec![false; jobs.len()];
+    let mut stage_decided = vec![false; jobs.len()];
+    // Nodes whose dependents are staged once they have been in flight `STAGE_AFTER`.
+    let mut stage_due: VecDeque<(Instant, usize)> = VecDeque::new();
+    // Parked tasks: per node their `go`, and their abort handles.
+    let mut staged: Vec<Vec<(Release, tokio::task::Id)>> = vec![Vec::new(); jobs.len()];
+    let mut parked: HashMap<tokio::task::Id, tokio::task::AbortHandle> = HashMap::new();
+    let mut aborted: HashSet<tokio::task::Id> = HashSet::new();
+    // The new instances after the first wave: their intents are made, encoded and
+    // committed once the first wave has started; nothing else starts before that commit
+    // is durable.
+    let mut later = (!later.is_empty()).then_some(later);
     let mut later_commit: Option<occopus_state::Ack> = None;
     let mut first_pass = true;
+    let mut health_prepared = false;
     loop {
         if !first_pass
             && ready.ready_count() > 0
@@ -658,43 +791,145 @@ async fn schedule(
             sched.store_error = Some(e);
         }
         first_pass = false;
+        let mut turns: Vec<usize> = Vec::new();
         if env.cancel.load(Ordering::Relaxed) {
             for (i, rec) in queue.drain(..) {
                 drained[i] = true;
                 sched.not_started.push(rec);
                 remaining[i] -= 1;
             }
+            // Parked instances will not have their turn; they did nothing.
+            for (id, task) in parked.drain() {
+                task.abort();
+                aborted.insert(id);
+            }
+            staged.iter_mut().for_each(Vec::clear);
         } else {
             while let Some(i) = ready.pop() {
+                started[i] = true;
+                for (go, id) in staged[i].drain(..) {
+                    parked.remove(&id);
+                    go.release();
+                }
                 queue.extend(std::mem::take(&mut jobs[i]).into_iter().map(|r| (i, r)));
-                prepare_dependents(env, dag, &jobs, &mut prepared, i);
+                turns.push(i);
             }
         }
-        while running.len() < env.parallelism
+        while running.len().saturating_sub(parked.len()) < env.parallelism
             && let Some((i, rec)) = queue.pop_front()
         {
-            let task = running.spawn(instance::create(env.clone(), i, rec.clone()));
+            let task = running.spawn(instance::create(env.clone(), i, rec.clone(), None));
             in_flight.insert(task.id(), (i, rec));
         }
-        if let Some(records) = later_records.take() {
+        if !health_prepared {
+            // After the first wave's tasks, so that preparing does not delay their start.
+            prepare_health_checks(env, &turns, &remaining);
+            health_prepared = true;
+        }
+        if let Some(later) = later.take() {
             // A task spawned here waits in this worker's own slot until this one yields:
-            // let the first wave start, then encode the rest here.
+            // let the first wave start, then make and encode the rest here.
             tokio::task::yield_now().await;
+            let mut records = Vec::with_capacity(later.len());
+            for (i, node_id) in later {
+                let rec = new_intent(
+                    &env.infra,
+                    &env.infra_id,
+                    &env.inner.renderer,
+                    &env.book,
+                    i,
+                    &env.mappings[i],
+                    &node_id,
+                );
+                records.push(Record::Instance(rec.clone()));
+                jobs[i].push(rec);
+            }
             later_commit = Some(env.inner.store.append(&env.infra_id, &records));
         }
-        let Some(joined) = running.join_next_with_id().await else {
-            break;
+        for &i in &turns {
+            if env.stage {
+                stage_due.push_back((Instant::now() + STAGE_AFTER, i));
+            }
+            prepare_dependents(env, dag, &jobs, &mut prepared, i);
+        }
+        // Wait for an instance to end, or for the next node to have been in flight long
+        // enough for its dependents to be staged.
+        // `None`: time to stage.
+        let next = match stage_due.front() {
+            Some(&(due, _)) => tokio::select! {
+                biased;
+                joined = running.join_next_with_id() => Some(joined),
+                _ = tokio::time::sleep_until(due.into()) => None,
+            },
+            None => Some(running.join_next_with_id().await),
+        };
+        let joined = match next {
+            Some(Some(joined)) => joined,
+            Some(None) => break,
+            None => {
+                let now = Instant::now();
+                while let Some(&(due, i)) = stage_due.front()
+                    && due <= now
+                {
+                    stage_due.pop_front();
+                    // Still in flight (not ready, not failed), the build goes on, and no
+                    // instance waits for a slot (the build is not short of parallelism or
+                    // CPU: staging would only compete with work whose turn has come).
+                    if remaining[i] > 0
+                        && !node_failed[i]
+                        && !env.cancel.load(Ordering::Relaxed)
+                        && queue.is_empty()
+                    {
+                        for &d in dag.dependents(i) {
+                            let all_started =
+                                dag.dependees(d).iter().all(|&e| !include[e] || started[e]);
+                            if stage_decided[d] || started[d] || !all_started {
+                                continue;
+                            }
+                            stage_decided[d] = true;
+                            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut jobs[d])
+                                .into_iter()
+                                .partition(|rec| instance::stageable(env, d, rec));
+                            jobs[d] = later;
+                            for rec in now {
+                                if parked.len() >= env.parallelism {
+                                    jobs[d].push(rec);
+                                    continue;
+                                }
+                                let go = Release::new();
+                                let task = running.spawn(instance::create(
+                                    env.clone(),
+                                    d,
+                                    rec.clone(),
+                                    Some(go.clone()),
+                                ));
+                                let id = task.id();
+                                staged[d].push((go, id));
+                                parked.insert(id, task);
+                                in_flight.insert(id, (d, rec));
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
         };
         let outcome = match joined {
             Ok((id, outcome)) => {
                 in_flight.remove(&id);
+                parked.remove(&id);
                 outcome
             }
             Err(e) => {
+                parked.remove(&e.id());
                 let Some((i, rec)) = in_flight.remove(&e.id()) else {
                     continue;
                 };
-                Outcome::Failed(i, rec, task_failure(e))
+                if aborted.remove(&e.id()) {
+                    Outcome::NotStarted(i, rec)
+                } else {
+                    Outcome::Failed(i, rec, task_failure(e))
+                }
             }
         };
         match outcome {
@@ -769,6 +1004,29 @@ fn prepare_dependents(
         env.inner
             .host
             .prepare(PluginKind::ResourceHandler, type_name, count);
+    }
+}
+
+/// At the start of a build: tell the plugin host how many health checks of each type the
+/// first wave (`first`) will make, so that they, on the critical path, find a warm
+/// instance when their resources are ready.
+fn prepare_health_checks(env: &BuildEnv, first: &[usize], remaining: &[usize]) {
+    let mut want: BTreeMap<&str, usize> = BTreeMap::new();
+    for &i in first {
+        let types: BTreeSet<&str> = env.infra.nodes[i]
+            .implementations
+            .iter()
+            .filter(|imp| imp.health_check.has_checks())
+            .map(|imp| imp.health_check.type_name.as_str())
+            .collect();
+        for t in types {
+            *want.entry(t).or_default() += remaining[i];
+        }
+    }
+    for (type_name, count) in want {
+        env.inner
+            .host
+            .prepare(PluginKind::HealthChecker, type_name, count);
     }
 }
 

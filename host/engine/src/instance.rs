@@ -8,6 +8,11 @@
 //! The creation deadline bounds all of it; the health `timeout` bounds continuous health
 //! failure, counted from the first failing check after the resource is ready (Occopus's
 //! rule). A resource that turns `failed` or `shutdown` fails the instance at once.
+//!
+//! A *staged* instance ([`stageable`]) is started before its turn, while its dependencies
+//! are being created: its request is made and its plugin's `create` runs up to its first
+//! effect ([`ResourceHandler::create_staged`]); at its turn only the rest is left. Nothing
+//! of it is visible before the turn: no event, no record, no effect.
 
 use crate::events::Emitter;
 use crate::ops::OpCtx;
@@ -16,7 +21,7 @@ use crate::{CredentialSource, Inner};
 use occopus_model::event::EventKind;
 use occopus_model::plugin::{
     CmNodeRequest, ConfigManager, CreateRequest, HealthRequest, HealthStatus, InstanceRef,
-    ResourceHandler,
+    PluginError, Release, ResourceHandler,
 };
 use occopus_model::{
     Addresses, InfraId, InstancePhase, InstanceRecord, NodeImpl, NodeSpec, NodeStatus,
@@ -25,8 +30,11 @@ use occopus_model::{
 use occopus_state::Record;
 use occopus_template::Namespace;
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -47,8 +55,13 @@ pub(crate) struct BuildEnv {
     /// Set on the first failure: instances not yet started are not started.
     pub cancel: AtomicBool,
     pub deadline: Duration,
-    /// Instances in flight at once (tasks are made only for those).
+    /// Instances in flight at once (tasks are made only for those, and for at most as
+    /// many parked, staged ones).
     pub parallelism: usize,
+    /// Whether dependents are staged (see [`stageable`]).
+    pub stage: bool,
+    /// One staging at a time (see [`create`]).
+    pub stage_slot: Semaphore,
 }
 
 impl BuildEnv {
@@ -119,10 +132,91 @@ fn set_record(p: &Mutex<Progress>, rec: &InstanceRecord) {
     }
 }
 
+/// Whether an instance can be staged: everything its create needs is known before its
+/// dependencies are ready. Its recorded resource is final, it has no config manager (whose
+/// calls must wait for the turn), and its contextualisation reads no other instance and
+/// runs no command (`getip`, `cmd()` and the like).
+pub(crate) fn stageable(env: &BuildEnv, node: usize, rec: &InstanceRecord) -> bool {
+    let spec = &env.infra.nodes[node];
+    let Some(imp) = choose_impl(spec, rec.node_id.as_str(), Some(rec.impl_index)) else {
+        return false;
+    };
+    recorded_final(imp, rec)
+        && rec.resource_type == imp.resource_type()
+        && imp.config_management.is_none()
+        && !render::context_reads_outside(&imp.contextualisation)
+}
+
+/// Whether the intent's resource is the one to create: it was rendered when the build
+/// started, and it is final unless the section reads other instances (or could not be
+/// rendered then).
+fn recorded_final(imp: &NodeImpl, rec: &InstanceRecord) -> bool {
+    rec.impl_index == imp.index
+        && !imp.resource.values().any(render::uses_lookups)
+        && !render::has_templates(&rec.resource)
+}
+
+/// A create started ahead of its turn: the plugin call, running until its first effect,
+/// or its result if the plugin answered without one.
+enum Ahead<'a> {
+    Running(Pin<Box<dyn Future<Output = Result<Value, PluginError>> + Send + 'a>>),
+    Done(Result<Value, PluginError>),
+}
+
 /// Create one instance (of node index `node`) whose intent `record` is already durable.
-pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceRecord) -> Outcome {
+/// With `go`, the instance is staged: what can be done before its turn is done now (if
+/// [`stageable`]), and the rest once the scheduler releases `go`.
+pub(crate) async fn create(
+    env: Arc<BuildEnv>,
+    node: usize,
+    record: InstanceRecord,
+    go: Option<Release>,
+) -> Outcome {
     let env = env.as_ref();
     let op = &env.op();
+    // Staged: prepare the request and start the plugin's create, which stops at its
+    // first effect until `go` is released, then wait for `go`. One instance stages at a
+    // time (`stage_slot`), so that staging never crowds out work whose turn has come. The
+    // call is not polled again before the permit and `NodeCreating`, so nothing of it
+    // goes on before then, even though `go` is already open.
+    let mut staged = None;
+    let mut ahead = None;
+    let mut work = None;
+    if let Some(go) = &go {
+        let slot = tokio::select! {
+            biased;
+            _ = go.wait() => None,
+            slot = env.stage_slot.acquire() => slot.ok(),
+        };
+        if let Some(slot) = slot {
+            staged = stage(env, node, &record).map(|p| {
+                // Some of the turn's own work, done now: the working copy of the record
+                // and the event.
+                work = Some((record.clone(), creating_event(&p)));
+                (p, go.clone())
+            });
+            ahead = staged
+                .as_ref()
+                .map(|(p, go)| Ahead::Running(p.handler.create_staged(&p.req, go)));
+            // Until the call first waits: at its first effect, normally.
+            if let Some(Ahead::Running(call)) = &mut ahead
+                && let Poll::Ready(r) =
+                    std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
+            {
+                ahead = Some(Ahead::Done(r));
+            }
+            drop(slot);
+        }
+        let mut wait = go.wait();
+        if let Some(Ahead::Running(call)) = &mut ahead {
+            tokio::select! {
+                biased;
+                _ = &mut wait => {}
+                r = call => ahead = Some(Ahead::Done(r)),
+            }
+        }
+        wait.await;
+    }
     // The scheduler started this instance: with a free slot it runs, even if another
     // instance started with it has failed by the time this task is first polled. Only
     // one that had to wait for a slot checks whether the build stopped meanwhile.
@@ -145,7 +239,20 @@ pub(crate) async fn create(env: Arc<BuildEnv>, node: usize, record: InstanceReco
         step: "rendering its templates",
     });
     let spec = &op.infra.nodes[node];
-    let result = tokio::time::timeout(env.deadline, steps(env, node, spec, &progress)).await;
+    let run = async {
+        let prepared;
+        let (p, rec, creating) = match (&staged, work) {
+            (Some((p, _)), Some((rec, creating))) => (p, rec, creating),
+            _ => {
+                let (p, rec) = prepare(env, node, spec, &progress).await?;
+                prepared = p;
+                let creating = creating_event(&prepared);
+                (&prepared, rec, creating)
+            }
+        };
+        steps(env, spec, &progress, p, rec, creating, ahead).await
+    };
+    let result = tokio::time::timeout(env.deadline, run).await;
     let Progress { mut record, step } = progress.into_inner().unwrap_or_else(|p| p.into_inner());
     let message = match result {
         Ok(Ok(ready)) => {
@@ -194,12 +301,64 @@ struct Cm {
     req: CmNodeRequest,
 }
 
-async fn steps(
-    env: &BuildEnv,
+/// What a create needs, made before it: the implementation, the plugins, the request.
+struct Prepared<'e> {
+    imp: &'e NodeImpl,
+    handler: Arc<dyn ResourceHandler>,
+    cm: Option<Cm>,
+    req: CreateRequest,
+}
+
+/// Prepare a staged instance's create without waiting for anything: `None` if it cannot
+/// be staged after all (a template that does not render is reported at the turn).
+fn stage<'e>(env: &'e BuildEnv, node_idx: usize, rec: &InstanceRecord) -> Option<Prepared<'e>> {
+    if !stageable(env, node_idx, rec) {
+        return None;
+    }
+    let op = &env.op();
+    let node = &env.infra.nodes[node_idx];
+    let imp = choose_impl(node, rec.node_id.as_str(), Some(rec.impl_index))?;
+    let resource = rec.resource.as_object()?.clone();
+    let ctx = if render::context_has_templates(&imp.contextualisation) {
+        let mut ns = render::instance_namespace(
+            render::impl_vars(op.infra, op.infra_id, node, &env.mappings[node_idx], imp),
+            rec.node_id.as_str(),
+            env.book.clone(),
+        );
+        render::render_context(&op.inner.renderer, &mut ns, &imp.contextualisation).ok()?
+    } else {
+        render::render_context(
+            &op.inner.renderer,
+            &mut Namespace::new(env.book.clone()),
+            &imp.contextualisation,
+        )
+        .ok()?
+    };
+    let (handler, credentials) = op.resource_of(imp.resource_type(), &resource).ok()?;
+    Some(Prepared {
+        imp,
+        handler,
+        cm: None,
+        req: CreateRequest {
+            node: op.node_ctx(&node.name, &rec.node_id),
+            type_name: imp.resource_type().to_string(),
+            resource: Value::Object(resource),
+            context: ctx.context,
+            attributes: ctx.attributes,
+            credentials,
+        },
+    })
+}
+
+/// Prepare an instance's create at its turn: render (resource → config_management →
+/// `resolve_attributes` → contextualisation), and record a resource that changed since
+/// the intent (awaited, before any plugin call that could make something).
+async fn prepare<'e>(
+    env: &'e BuildEnv,
     node_idx: usize,
-    node: &NodeSpec,
+    node: &'e NodeSpec,
     progress: &Mutex<Progress>,
-) -> Result<InstanceRecord, String> {
+) -> Result<(Prepared<'e>, InstanceRecord), String> {
     let op = &env.op();
     let inner = op.inner;
     let r = &inner.renderer;
@@ -209,11 +368,7 @@ async fn steps(
     };
     let imp = choose_impl(node, rec.node_id.as_str(), Some(rec.impl_index))
         .ok_or_else(|| format!("node `{}` has no implementation", node.name))?;
-    // The intent holds the resource as rendered when the build started; it is final
-    // unless the section reads other instances (or could not be rendered then).
-    let recorded_final = rec.impl_index == imp.index
-        && !imp.resource.values().any(render::uses_lookups)
-        && !render::has_templates(&rec.resource);
+    let recorded_final = recorded_final(imp, &rec);
     // The names templates see cost a dozen copies per instance: build them only when
     // something is left to render.
     let needs_names = !recorded_final
@@ -270,13 +425,56 @@ async fn steps(
             .await
             .map_err(|e| e.to_string())?;
     }
-    op.emit.emit(EventKind::NodeCreating {
-        node: name.clone(),
-        node_id: id.clone(),
-        resource_type: type_name.clone(),
-    });
+    let p = Prepared {
+        imp,
+        handler,
+        cm,
+        req: CreateRequest {
+            node: node_ctx,
+            type_name,
+            resource,
+            context: ctx.context,
+            attributes: ctx.attributes,
+            credentials,
+        },
+    };
+    Ok((p, rec))
+}
 
-    if let Some(cm) = &cm {
+/// The `NodeCreating` event of a prepared create.
+fn creating_event(p: &Prepared<'_>) -> EventKind {
+    EventKind::NodeCreating {
+        node: p.req.node.node_name.clone(),
+        node_id: p.req.node.node_id.clone(),
+        resource_type: p.req.type_name.clone(),
+    }
+}
+
+/// The instance's turn: `create` (or the rest of the staged one), then wait until it is
+/// ready.
+async fn steps(
+    env: &BuildEnv,
+    node: &NodeSpec,
+    progress: &Mutex<Progress>,
+    p: &Prepared<'_>,
+    mut rec: InstanceRecord,
+    creating: EventKind,
+    ahead: Option<Ahead<'_>>,
+) -> Result<InstanceRecord, String> {
+    let op = &env.op();
+    let inner = op.inner;
+    let Prepared {
+        imp,
+        handler,
+        cm,
+        req,
+    } = p;
+    let imp: &NodeImpl = imp;
+    let (name, id) = (&node.name, &rec.node_id.clone());
+    let type_name = req.type_name.clone();
+    op.emit.emit(creating);
+
+    if let Some(cm) = cm {
         set_step(progress, "registering with the config manager");
         op.retry(name, id, "config manager register_node", || {
             cm.plugin.register_node(&cm.req)
@@ -285,22 +483,24 @@ async fn steps(
     }
 
     set_step(progress, "creating the resource");
-    let req = CreateRequest {
-        node: node_ctx.clone(),
-        type_name: type_name.clone(),
-        resource: resource.clone(),
-        context: ctx.context,
-        attributes: ctx.attributes,
-        credentials: credentials.clone(),
+    let instance = match ahead {
+        // Staged (its `go` is open): let the plugin go on past its first effect; a
+        // retry is an ordinary create.
+        Some(ahead) => {
+            let first = match ahead {
+                Ahead::Running(call) => call.await,
+                Ahead::Done(r) => r,
+            };
+            op.retry_after(name, id, "create", first, || handler.create(req))
+                .await?
+        }
+        None => op.retry(name, id, "create", || handler.create(req)).await?,
     };
-    let instance = op
-        .retry(name, id, "create", || handler.create(&req))
-        .await?;
     let iref = InstanceRef {
-        node: node_ctx,
+        node: req.node.clone(),
         type_name,
-        resource,
-        credentials,
+        resource: req.resource.clone(),
+        credentials: req.credentials.clone(),
         instance: instance.clone(),
     };
     let addresses = op
@@ -360,7 +560,7 @@ async fn steps(
         set_step(progress, "waiting for the config manager");
         let req = CmNodeRequest {
             addresses: rec.addresses.clone(),
-            ..cm.req
+            ..cm.req.clone()
         };
         let mut attempt = 0;
         loop {
@@ -384,7 +584,7 @@ async fn steps(
 
     if imp.health_check.has_checks() {
         set_step(progress, "waiting for its health checks to pass");
-        wait_healthy(env, node, imp, &rec, &*handler, &iref).await?;
+        wait_healthy(env, node, imp, &rec, &**handler, &iref).await?;
     }
 
     rec.phase = InstancePhase::Ready;

@@ -133,10 +133,31 @@ impl OpCtx<'_> {
     where
         Fut: Future<Output = Result<T, PluginError>>,
     {
+        let first = call().await;
+        self.retry_after(node, node_id, what, first, call).await
+    }
+
+    /// [`retry`](Self::retry) whose first try has been made already (a staged create).
+    pub async fn retry_after<T, Fut>(
+        &self,
+        node: &NodeName,
+        node_id: &NodeId,
+        what: &str,
+        first: Result<T, PluginError>,
+        mut call: impl FnMut() -> Fut,
+    ) -> Result<T, String>
+    where
+        Fut: Future<Output = Result<T, PluginError>>,
+    {
         let policy = self.inner.opts.retry;
         let mut attempt = 0u32;
+        let mut result = Some(first);
         loop {
-            match call().await {
+            let r = match result.take() {
+                Some(r) => r,
+                None => call().await,
+            };
+            match r {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt + 1 < policy.attempts => {
                     attempt += 1;

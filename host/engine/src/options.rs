@@ -62,6 +62,10 @@ pub struct EngineOptions {
     pub command: String,
     /// Events buffered per subscriber before a slow subscriber starts losing them.
     pub event_capacity: usize,
+    /// Stage dependents: once every dependency of a node has started, prepare its
+    /// instances' creates and let their plugins run up to their first effect, so that at
+    /// the dependencies' readiness only the rest is left (see `docs/engine.md`).
+    pub stage: bool,
 }
 
 impl Default for EngineOptions {
@@ -78,6 +82,7 @@ impl Default for EngineOptions {
             lock_wait: Duration::ZERO,
             command: "occopus".into(),
             event_capacity: 4096,
+            stage: true,
         }
     }
 }

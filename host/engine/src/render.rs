@@ -139,6 +139,41 @@ pub(crate) fn uses_lookups(v: &Value) -> bool {
     }
 }
 
+/// Whether rendering a contextualisation may read something outside the description:
+/// another instance's addresses or id (which may not exist yet), or a command's output.
+pub(crate) fn context_reads_outside(c: &Contextualisation) -> bool {
+    fn reads(v: &Value) -> bool {
+        match v {
+            Value::String(s) => {
+                is_template(s)
+                    && ["getip", "getprivip", "getipall", "find_node_id", "cmd"]
+                        .iter()
+                        .any(|f| s.contains(f))
+            }
+            Value::Array(a) => a.iter().any(reads),
+            Value::Object(m) => m.values().any(reads),
+            _ => false,
+        }
+    }
+    let text = |s: &str| reads(&Value::from(s));
+    match c {
+        Contextualisation::Cloudinit {
+            context_template,
+            attributes,
+        } => text(context_template) || reads(attributes),
+        Contextualisation::Docker {
+            env,
+            command,
+            context_variables,
+        } => {
+            env.iter().any(|e| text(e))
+                || command.as_ref().is_some_and(reads)
+                || reads(context_variables)
+        }
+        Contextualisation::Basic { attributes } => reads(attributes),
+    }
+}
+
 /// Whether rendering a contextualisation reads any name: with no template in it,
 /// [`render_context`] returns it as written whatever the namespace.
 pub(crate) fn context_has_templates(c: &Contextualisation) -> bool {

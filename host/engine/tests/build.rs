@@ -449,7 +449,11 @@ async fn the_plugins_poll_hint_replaces_the_backoff() {
 
 #[tokio::test]
 async fn dependents_are_announced_to_the_plugin_host_when_their_dependency_starts() {
-    let env = Env::new();
+    // Without staging (which would start the dependents instead of announcing them).
+    let env = Env::with_options(occopus_engine::EngineOptions {
+        stage: false,
+        ..fast_options()
+    });
     env.cloud.set(
         "r",
         Behaviour {
@@ -469,11 +473,13 @@ async fn dependents_are_announced_to_the_plugin_host_when_their_dependency_start
     );
     env.build(&desc).await;
     let prepared = env.host.prepared.lock().unwrap().clone();
-    // When r starts: a's and b's five creates; when the first of a and b starts: c's one.
-    // c is announced once; r (nothing before it) never.
+    // Once r has started: the first wave's (r's) health check; then a's and b's five
+    // creates; when the first of a and b starts: c's one. c is announced once; r
+    // (nothing before it) never.
     assert_eq!(
         prepared,
         vec![
+            (PluginKind::HealthChecker, "basic".to_string(), 1),
             (PluginKind::ResourceHandler, "fake".to_string(), 5),
             (PluginKind::ResourceHandler, "fake".to_string(), 1),
         ]

@@ -111,7 +111,7 @@ async fn updates_drop_removed_nodes_and_reapply_scaling() {
     let st = env.engine.recorded(&id).await.unwrap().unwrap();
     assert_eq!(st.instances.len(), 2);
     assert_eq!(
-        st.meta.unwrap().infra,
+        *st.meta.unwrap().infra,
         v3,
         "the state holds the new description"
     );

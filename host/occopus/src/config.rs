@@ -28,6 +28,7 @@ pub const CONFIG_ENV: &str = "OCCOPUS_CONFIG";
 /// engine:
 ///   parallelism: 64
 ///   create_timeout_s: 1800
+///   stage: true
 /// limits: { memory_mb: 128, timeout_s: 30 }
 /// plugins:
 ///   docker: { unix: [/var/run/docker.sock] }
@@ -60,6 +61,8 @@ pub struct EngineConfig {
     pub create_timeout_s: Option<u64>,
     /// Seconds to wait for another writer's lock.
     pub lock_wait_s: Option<u64>,
+    /// Stage dependents while their dependencies are created (default true).
+    pub stage: Option<bool>,
 }
 
 /// A broken operator config file.
@@ -172,7 +175,7 @@ mod tests {
         let f = dir.path().join("config.yaml");
         std::fs::write(
             &f,
-            "state_dir: state\nplugin_dirs: [p1, /abs]\nengine: {parallelism: 3}\n\
+            "state_dir: state\nplugin_dirs: [p1, /abs]\nengine: {parallelism: 3, stage: false}\n\
              plugins:\n  docker: {unix: [/var/run/docker.sock]}\n",
         )
         .unwrap();
@@ -183,6 +186,7 @@ mod tests {
             [dir.path().join("p1"), PathBuf::from("/abs")]
         );
         assert_eq!(c.engine.parallelism, Some(3));
+        assert_eq!(c.engine.stage, Some(false));
         assert_eq!(c.plugins["docker"].unix, ["/var/run/docker.sock"]);
     }
 

@@ -277,6 +277,9 @@ impl Builder {
         if let Some(s) = config.engine.lock_wait_s {
             opts.lock_wait = Duration::from_secs(s);
         }
+        if let Some(stage) = config.engine.stage {
+            opts.stage = stage;
+        }
         let host: Arc<dyn PluginHost> = runtime.clone();
         let engine = Engine::new(host, store.clone(), opts);
         let auth_path = self.auth_data.clone().or_else(|| {

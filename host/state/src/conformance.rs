@@ -25,13 +25,13 @@ pub fn sample_meta(id: &str, name: &str, created_at_ms: u64) -> InfraMeta {
         name: name.into(),
         created_at_ms,
         description_path: Some("infra.yaml".into()),
-        infra: ResolvedInfra {
+        infra: std::sync::Arc::new(ResolvedInfra {
             name: name.into(),
             user_id: None,
             variables: json!({}),
             nodes: Vec::new(),
             edges: Vec::new(),
-        },
+        }),
     }
 }
 
@@ -63,6 +63,7 @@ pub fn sample_record(node_id: &str, node: &str, phase: InstancePhase) -> Instanc
 /// Run every check against fresh stores made by `make`.
 pub async fn run_all<S: StateStore + 'static>(make: impl Fn() -> S) {
     lifecycle(&make()).await;
+    created_with_records(&make()).await;
     journal_replay(&make()).await;
     concurrent_appends(Arc::new(make())).await;
     locking(&make()).await;
@@ -114,6 +115,48 @@ pub async fn lifecycle<S: StateStore>(store: &S) {
         )
         .await;
     assert!(e.is_err(), "appending to an unknown infrastructure fails");
+}
+
+/// An infrastructure created with its first records has them; later appends follow
+/// them; a second create of the same id changes nothing.
+pub async fn created_with_records<S: StateStore>(store: &S) {
+    let id = InfraId::new("infra-w");
+    let meta = sample_meta("infra-w", "with", 1);
+    let first = [
+        Record::Instance(sample_record("n1", "web", InstancePhase::Creating)),
+        Record::Mark {
+            key: "cm-infra:dummy:".into(),
+            value: json!({"created": false}),
+        },
+    ];
+    store.create_infra_with(&meta, &first).await.unwrap();
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.meta.as_ref(), Some(&meta));
+    assert_eq!(st.instances.len(), 1);
+    assert_eq!(st.marks["cm-infra:dummy:"], json!({"created": false}));
+    store
+        .append(
+            &id,
+            &[Record::Instance(sample_record(
+                "n1",
+                "web",
+                InstancePhase::Ready,
+            ))],
+        )
+        .await
+        .unwrap();
+    let again = [Record::Instance(sample_record(
+        "n2",
+        "web",
+        InstancePhase::Creating,
+    ))];
+    assert!(matches!(
+        store.create_infra_with(&meta, &again).await,
+        Err(StateError::AlreadyExists(_))
+    ));
+    let st = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(st.instances.len(), 1, "the refused create wrote nothing");
+    assert_eq!(st.instances[0].phase, InstancePhase::Ready);
 }
 
 /// Records replay in order: upserts, drops, marks.

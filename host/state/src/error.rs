@@ -49,6 +49,10 @@ pub enum StateError {
     /// The background writer is gone (the store was dropped or its thread panicked).
     #[error("state: the journal writer has stopped")]
     WriterGone,
+    /// A create whose first records never came (the build stopped before it started
+    /// anything); nothing was created.
+    #[error("infrastructure `{0}` was not created: its build stopped first")]
+    Abandoned(InfraId),
 }
 
 impl StateError {

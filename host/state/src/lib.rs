@@ -40,6 +40,35 @@ pub trait StateStore: Send + Sync {
     /// Record a new infrastructure. Fails with [`StateError::AlreadyExists`] if its id is
     /// taken.
     async fn create_infra(&self, meta: &InfraMeta) -> Result<(), StateError>;
+    /// Record a new infrastructure together with its first records: both are durable when
+    /// this returns, and neither is visible without the other (a build's first intents,
+    /// which must be durable before its first plugin call). By default
+    /// [`create_infra`](Self::create_infra), then an awaited [`append`](Self::append); the
+    /// file store writes and syncs both at once.
+    async fn create_infra_with(
+        &self,
+        meta: &InfraMeta,
+        records: &[Record],
+    ) -> Result<(), StateError> {
+        self.create_infra(meta).await?;
+        self.append(&meta.infra_id, records).await
+    }
+    /// [`create_infra_with`](Self::create_infra_with) for records not made yet: a store
+    /// may start writing the metadata at once, where nothing is visible, and finish when
+    /// `records` arrive (a build plans, takes its lock and makes its first intents
+    /// meanwhile). If the sender is dropped instead, nothing is created and this returns
+    /// [`StateError::Abandoned`]. By default it waits for the records, then
+    /// `create_infra_with`.
+    async fn create_infra_when(
+        &self,
+        meta: InfraMeta,
+        records: tokio::sync::oneshot::Receiver<Vec<Record>>,
+    ) -> Result<(), StateError> {
+        let records = records
+            .await
+            .map_err(|_| StateError::Abandoned(meta.infra_id.clone()))?;
+        self.create_infra_with(&meta, &records).await
+    }
     /// Replace the metadata of an existing infrastructure (an update with a new
     /// description).
     async fn put_meta(&self, meta: &InfraMeta) -> Result<(), StateError>;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
@@ -26,8 +27,8 @@ pub struct InfraMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description_path: Option<String>,
     /// The resolved description of the last build (no credentials: auth data is never
-    /// part of it).
-    pub infra: ResolvedInfra,
+    /// part of it). Shared, not copied, with the build that writes it.
+    pub infra: Arc<ResolvedInfra>,
 }
 
 /// A short view of an infrastructure for listings.

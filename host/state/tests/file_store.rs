@@ -329,6 +329,69 @@ async fn removing_state_ignores_node_working_directories() {
     assert!(store.list().await.unwrap().is_empty());
 }
 
+/// A build's first records are written with its metadata; records left in a directory
+/// without `meta.json` (a create that never finished, so no plugin was called for them)
+/// are not an infrastructure, and are removed when the id is created again.
+#[tokio::test]
+async fn records_created_with_the_metadata_and_orphans_removed() {
+    let (dir, store) = fresh();
+    let id = InfraId::new("i9");
+    let infra_dir = dir.path().join("infras/i9");
+    std::fs::create_dir_all(&infra_dir).unwrap();
+    std::fs::write(
+        infra_dir.join("journal-1.jsonl"),
+        format!(
+            "{{\"format\":1,\"kind\":\"journal\",\"gen\":1}}\n{}\n",
+            serde_json::to_string(&Record::Instance(sample_record(
+                "orphan",
+                "web",
+                InstancePhase::Creating
+            )))
+            .unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(infra_dir.join("snapshot.jsonl"), "not even json\n").unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+
+    let first = [Record::Instance(sample_record(
+        "n1",
+        "web",
+        InstancePhase::Creating,
+    ))];
+    store
+        .create_infra_with(&sample_meta("i9", "nine", 1), &first)
+        .await
+        .unwrap();
+    assert!(!infra_dir.join("snapshot.jsonl").exists());
+    store
+        .append(
+            &id,
+            &[Record::Instance(sample_record(
+                "n2",
+                "web",
+                InstancePhase::Creating,
+            ))],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = FileStore::open(dir.path()).unwrap();
+    let st = store.load(&id).await.unwrap().unwrap();
+    let ids: Vec<&str> = st.instances.iter().map(|r| r.node_id.as_str()).collect();
+    assert_eq!(ids, ["n1", "n2"]);
+    // One journal, its header first, no temporary file left.
+    let names: Vec<String> = std::fs::read_dir(&infra_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lock")
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["journal-1.jsonl", "meta.json"]);
+}
+
 #[tokio::test]
 async fn bad_infra_ids_are_refused() {
     let (_dir, store) = fresh();

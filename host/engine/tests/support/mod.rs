@@ -59,6 +59,8 @@ pub struct Behaviour {
     pub destroy_error: Option<PluginError>,
     /// `state()` panics (an engine-side bug seen from the instance's task).
     pub state_panics: bool,
+    /// A staged `create` answers this at once, before its turn.
+    pub staged_error: Option<PluginError>,
 }
 
 /// A resource in the fake cloud.
@@ -90,6 +92,8 @@ pub struct Cloud {
     pub hang_at: AtomicU64,
     pub hung: AtomicBool,
     pub creds_seen: AtomicUsize,
+    /// Staged creates dropped before their turn.
+    pub staged_dropped: AtomicUsize,
 }
 
 impl Cloud {
@@ -142,24 +146,30 @@ impl Cloud {
     async fn call(&self, op: &'static str, node: &NodeContext, effect: impl FnOnce()) {
         let n = self.calls_total.fetch_add(1, Ordering::SeqCst) + 1;
         if self.record_calls.load(Ordering::Relaxed) {
-            let at = self
-                .start
-                .lock()
-                .unwrap()
-                .map(|s| s.elapsed())
-                .unwrap_or_default();
-            self.calls.lock().unwrap().push(Call {
-                at,
-                op,
-                node: node.node_name.to_string(),
-                node_id: node.node_id.to_string(),
-            });
+            self.note(op, node);
         }
         effect();
         if self.hang_at.load(Ordering::SeqCst) == n {
             self.hung.store(true, Ordering::SeqCst);
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Record a step that is not a plugin call with an effect (a staged create's work
+    /// before its turn): not counted for `hang_at`.
+    fn note(&self, op: &'static str, node: &NodeContext) {
+        let at = self
+            .start
+            .lock()
+            .unwrap()
+            .map(|s| s.elapsed())
+            .unwrap_or_default();
+        self.calls.lock().unwrap().push(Call {
+            at,
+            op,
+            node: node.node_name.to_string(),
+            node_id: node.node_id.to_string(),
+        });
     }
 
     fn saw(&self, c: &Option<Secret<Value>>) {
@@ -238,6 +248,32 @@ impl ResourceHandler for FakeResources {
         })
         .await;
         Ok(json!({"id": id}))
+    }
+    /// Notes `stage` (the work a plugin may do before its turn), then waits for the turn
+    /// and creates; a drop before the turn is counted in `staged_dropped`.
+    async fn create_staged(
+        &self,
+        req: &CreateRequest,
+        turn: &Release,
+    ) -> Result<Value, PluginError> {
+        struct Parked<'a>(&'a AtomicUsize, bool);
+        impl Drop for Parked<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let c = &self.0;
+        c.note("stage", &req.node);
+        let mut parked = Parked(&c.staged_dropped, false);
+        if let Some(e) = c.behaviour(req.node.node_name.as_str()).staged_error {
+            parked.1 = true;
+            return Err(e);
+        }
+        turn.wait().await;
+        parked.1 = true;
+        self.create(req).await
     }
     async fn find(&self, req: &CreateRequest) -> Result<Option<Value>, PluginError> {
         let c = &self.0;

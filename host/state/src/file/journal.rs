@@ -65,19 +65,24 @@ pub(crate) fn read(
     Ok(out)
 }
 
-/// Journals older than `generation` (left by an interrupted compaction).
-pub(crate) fn stale_journals(dir: &Path, generation: u64) -> Vec<PathBuf> {
+/// Files in `dir` whose names pass `keep`.
+fn files_named(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
         .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(journal_gen)
-                .is_some_and(|g| g < generation)
-        })
+        .filter(|e| e.file_name().to_str().is_some_and(&keep))
         .map(|e| e.path())
         .collect()
+}
+
+/// Every record file in `dir`: the snapshot and all journals.
+pub(crate) fn record_files(dir: &Path) -> Vec<PathBuf> {
+    files_named(dir, |n| n == SNAPSHOT || journal_gen(n).is_some())
+}
+
+/// Journals older than `generation` (left by an interrupted compaction).
+pub(crate) fn stale_journals(dir: &Path, generation: u64) -> Vec<PathBuf> {
+    files_named(dir, |n| journal_gen(n).is_some_and(|g| g < generation))
 }

@@ -187,12 +187,7 @@ impl FileStore {
         let mut entries = Vec::with_capacity(records.len());
         for r in records {
             let (key, delete) = r.key();
-            let mut line = serde_json::to_vec(r).map_err(|e| StateError::Corrupt {
-                path: dir.clone(),
-                line: None,
-                message: format!("cannot encode a record: {e}"),
-            })?;
-            line.push(b'\n');
+            let line = encode(&dir, r)?;
             entries.push(writer::Entry { key, delete, line });
         }
         let msg = writer::Msg::Append {
@@ -271,22 +266,166 @@ struct NodeDefsDoc {
     defs: Value,
 }
 
+impl FileStore {
+    /// Create infrastructure `id` in `dir` with its metadata (`doc`, written to `tmp`) and
+    /// first `records`: the journal and the metadata are written and synced side by side
+    /// (a sync waits for the disk, not the CPU); see [`begin_create`](Self::begin_create)
+    /// and [`end_create`](Self::end_create).
+    fn commit_create(
+        &self,
+        id: &InfraId,
+        dir: &Path,
+        tmp: &Path,
+        doc: &[u8],
+        records: &[Record],
+    ) -> Result<(), StateError> {
+        if dir.join(META).exists() {
+            return Err(StateError::AlreadyExists(id.clone()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, &e))?;
+        let sync = self.inner.opts.sync;
+        std::thread::scope(|s| {
+            let meta = s.spawn(|| write_new(tmp, doc, sync));
+            let journal = self.begin_create(id, dir, records);
+            journal.and(joined(meta.join(), "write", tmp))
+        })
+        .and_then(|()| self.end_create(dir, tmp))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(tmp);
+        })
+    }
+
+    /// The first half of a create: refuse a taken id, remove records left without a
+    /// `meta.json`, write and sync the journal (header and `records`).
+    fn begin_create(&self, id: &InfraId, dir: &Path, records: &[Record]) -> Result<(), StateError> {
+        if dir.join(META).exists() {
+            return Err(StateError::AlreadyExists(id.clone()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, &e))?;
+        for stale in journal::record_files(dir) {
+            std::fs::remove_file(&stale).map_err(|e| StateError::io("remove", &stale, &e))?;
+        }
+        let mut lines = format::Header::line("journal", 1);
+        for r in records {
+            lines.extend(encode(dir, r)?);
+        }
+        write_new(&journal::journal_path(dir, 1), &lines, self.inner.opts.sync)
+    }
+
+    /// The second half: rename the synced metadata at `tmp` into place, then sync the
+    /// directory and its parent (side by side).
+    fn end_create(&self, dir: &Path, tmp: &Path) -> Result<(), StateError> {
+        let path = dir.join(META);
+        std::fs::rename(tmp, &path).map_err(|e| StateError::io("rename", tmp, &e))?;
+        if self.inner.opts.sync {
+            std::thread::scope(|s| {
+                let parent = s.spawn(|| match dir.parent() {
+                    Some(parent) => format::sync_dir(parent),
+                    None => Ok(()),
+                });
+                let own = format::sync_dir(dir);
+                own.and(joined(parent.join(), "sync directory", dir))
+            })?;
+            self.inner.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The result of a helper thread doing `op` on `path`; its panic is an IO error.
+fn joined<E>(
+    r: Result<Result<(), StateError>, E>,
+    op: &'static str,
+    path: &Path,
+) -> Result<(), StateError> {
+    r.unwrap_or_else(|_| {
+        Err(StateError::io(
+            op,
+            path,
+            &std::io::Error::other("the thread doing it panicked"),
+        ))
+    })
+}
+
+/// One journal line.
+fn encode(dir: &Path, r: &Record) -> Result<Vec<u8>, StateError> {
+    let mut line = serde_json::to_vec(r).map_err(|e| StateError::Corrupt {
+        path: dir.to_path_buf(),
+        line: None,
+        message: format!("cannot encode a record: {e}"),
+    })?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// Write a whole file (replacing any), synced when `sync`.
+fn write_new(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StateError> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(|e| StateError::io("create", path, &e))?;
+    f.write_all(bytes)
+        .map_err(|e| StateError::io("write", path, &e))?;
+    if sync {
+        f.sync_all().map_err(|e| StateError::io("sync", path, &e))?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl crate::StateStore for FileStore {
     async fn create_infra(&self, meta: &InfraMeta) -> Result<(), StateError> {
+        self.create_infra_with(meta, &[]).await
+    }
+
+    /// The journal (header and `records`) and `meta.json` are written and synced at
+    /// once, then `meta.json` is renamed into place and the directory synced: a crash
+    /// leaves either both or no `meta.json`, and a directory without `meta.json` is not
+    /// an infrastructure (its records, of a build that never called a plugin, are
+    /// removed here when the id is created again).
+    async fn create_infra_with(
+        &self,
+        meta: &InfraMeta,
+        records: &[Record],
+    ) -> Result<(), StateError> {
         let dir = self.infra_dir(&meta.infra_id)?;
-        let path = dir.join(META);
-        if path.exists() {
-            return Err(StateError::AlreadyExists(meta.infra_id.clone()));
+        let tmp = dir.join(format!("{META}.tmp-{}", std::process::id()));
+        self.commit_create(&meta.infra_id, &dir, &tmp, &document(meta)?, records)
+    }
+
+    /// The metadata is encoded, written and synced beside the infrastructure
+    /// directories (`infras/.<id>.meta.tmp-<pid>`, not an infrastructure: `list` looks at
+    /// directories only) while the records are made, then committed as in
+    /// `create_infra_with`. Abandoned, the file is removed.
+    async fn create_infra_when(
+        &self,
+        meta: InfraMeta,
+        records: tokio::sync::oneshot::Receiver<Vec<Record>>,
+    ) -> Result<(), StateError> {
+        let id = meta.infra_id.clone();
+        let dir = self.infra_dir(&id)?;
+        let infras = self.inner.root.join(INFRAS);
+        let tmp = infras.join(format!(".{id}.{META}.tmp-{}", std::process::id()));
+        let sync = self.inner.opts.sync;
+        let writing = {
+            let tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&infras)
+                    .map_err(|e| StateError::io("create directory", &infras, &e))?;
+                write_new(&tmp, &document(&meta)?, sync)
+            })
+        };
+        // The journal is written and synced while the metadata may still be.
+        let begun = match records.await {
+            Ok(records) => self.begin_create(&id, &dir, &records),
+            Err(_) => Err(StateError::Abandoned(id)),
+        };
+        let written = joined(writing.await.map_err(|_| ()), "write", &tmp);
+        let result = begun
+            .and(written)
+            .and_then(|()| self.end_create(&dir, &tmp));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::create_dir_all(&dir).map_err(|e| StateError::io("create directory", &dir, &e))?;
-        write_atomic(&path, &document(meta)?, self.inner.opts.sync)?;
-        if self.inner.opts.sync
-            && let Some(parent) = dir.parent()
-        {
-            format::sync_dir(parent)?;
-        }
-        Ok(())
+        result
     }
 
     async fn put_meta(&self, meta: &InfraMeta) -> Result<(), StateError> {
