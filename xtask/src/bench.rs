@@ -275,11 +275,14 @@ fn scale(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::ScaleCas
 }
 
 fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::CpCase>> {
+    let grant = format!("plugins:\n  sim: {{max_instances: {SIM_MAX_INSTANCES}}}\n");
     let config = work.join("sim-wide.yaml");
-    std::fs::write(
-        &config,
-        format!("plugins:\n  sim: {{max_instances: {SIM_MAX_INSTANCES}}}\n"),
-    )?;
+    std::fs::write(&config, &grant)?;
+    // The same, with staging off: the fan-out at the largest size runs once more with
+    // it, to show what staging does.
+    let no_staging = work.join("sim-wide-no-staging.yaml");
+    std::fs::write(&no_staging, format!("{grant}engine: {{stage: false}}\n"))?;
+    let largest = plan.cp_sizes.iter().copied().max().unwrap_or(0);
     let mut cases = Vec::new();
     for &n in &plan.cp_sizes {
         for &shape in &plan.shapes {
@@ -288,78 +291,94 @@ fn critical_path(occ: &Occopus, plan: &Plan, work: &Path) -> Result<Vec<report::
             let dir = work.join(format!("lat-{}-{n}", shape.name()));
             let infra = write_description(&dir, &g, Some(&lat))?;
             let weight: Vec<u64> = lat.iter().map(|l| l.create_ms + l.ready_after_ms).collect();
-            let state = dir.join("state");
-            // Several runs, the median reported (one run, if the first is slow: the
-            // 1,000-node chain takes minutes).
-            let mut runs: Vec<report::CpRun> = Vec::new();
-            for _ in 0..plan.runs {
-                if state.exists() {
-                    std::fs::remove_dir_all(&state)?;
-                }
-                let (o, e) = out_files(&dir, "build");
-                let sample = measure::run(
-                    occ.cmd(&state)
-                        .arg("--config")
-                        .arg(&config)
-                        .args(["--output", "json", "build", "--parallelism"])
-                        .arg(UNLIMITED.to_string())
-                        .arg(&infra),
-                    &o,
-                    &e,
-                )
-                .with_context(|| {
-                    format!(
-                        "occopus build of {} with latencies, {n} nodes",
-                        shape.name()
-                    )
-                })?;
-                let lines = std::fs::read_to_string(&o)?;
-                let lags = graph::start_lags(&lines, &g);
-                let last = lines
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-                    .context("occopus build --output json printed nothing")?;
-                let result: Value = serde_json::from_str(&last)
-                    .context("the last line of build output is not JSON")?;
-                let engine_ms = result["elapsed_ms"]
-                    .as_f64()
-                    .context("the build result has no elapsed_ms")?;
-                let id = result["infra_id"]
-                    .as_str()
-                    .context("the build result has no infra_id")?
-                    .to_string();
-                let (o, e) = out_files(&dir, "destroy");
-                measure::run(occ.cmd(&state).args(["-q", "destroy", &id]), &o, &e)
-                    .context("occopus destroy")?;
-                std::fs::remove_dir_all(&state)?;
-                runs.push(report::CpRun {
-                    engine_ms,
-                    wall: sample.wall,
-                    cpu: sample.cpu,
-                    start_lag_ms: lags,
-                });
-                if sample.wall > SLOW_RUN {
-                    break;
-                }
+            let mut variants = vec![(true, &config)];
+            if shape == Shape::FanOut && n == largest {
+                variants.push((false, &no_staging));
             }
-            let case =
-                report::CpCase::from_runs(shape, n, g.depth(), g.critical_path(&weight), runs)
-                    .context("no run of the critical-path case")?;
-            eprintln!(
-                "    {:<8} {:>6} nodes: critical path {} ms, makespan {:.0} ms (median of {}), ratio {:.3}",
-                shape.name(),
-                n,
-                case.critical_ms,
-                case.engine_ms,
-                case.makespans_ms.len(),
-                case.ratio()
-            );
-            cases.push(case);
+            for (staging, config) in variants {
+                let runs = cp_runs(occ, plan, &dir, config, &infra, &g)
+                    .with_context(|| format!("{} with latencies, {n} nodes", shape.name()))?;
+                let mut case =
+                    report::CpCase::from_runs(shape, n, g.depth(), g.critical_path(&weight), runs)
+                        .context("no run of the critical-path case")?;
+                case.staging = staging;
+                eprintln!(
+                    "    {:<8} {:>6} nodes{}: critical path {} ms, makespan {:.0} ms (median of {}), ratio {:.3}",
+                    shape.name(),
+                    n,
+                    if staging { "" } else { ", no staging" },
+                    case.critical_ms,
+                    case.engine_ms,
+                    case.makespans_ms.len(),
+                    case.ratio()
+                );
+                cases.push(case);
+            }
         }
     }
     Ok(cases)
+}
+
+/// The runs of one critical-path case (one, if the first is slow: the 1,000-node chain
+/// takes minutes), each with a fresh state store.
+fn cp_runs(
+    occ: &Occopus,
+    plan: &Plan,
+    dir: &Path,
+    config: &Path,
+    infra: &Path,
+    g: &Graph,
+) -> Result<Vec<report::CpRun>> {
+    let state = dir.join("state");
+    let mut runs: Vec<report::CpRun> = Vec::new();
+    for _ in 0..plan.runs {
+        if state.exists() {
+            std::fs::remove_dir_all(&state)?;
+        }
+        let (o, e) = out_files(dir, "build");
+        let sample = measure::run(
+            occ.cmd(&state)
+                .arg("--config")
+                .arg(config)
+                .args(["--output", "json", "build", "--parallelism"])
+                .arg(UNLIMITED.to_string())
+                .arg(infra),
+            &o,
+            &e,
+        )
+        .context("occopus build")?;
+        let lines = std::fs::read_to_string(&o)?;
+        let lags = graph::start_lags(&lines, g);
+        let last = lines
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .context("occopus build --output json printed nothing")?;
+        let result: Value =
+            serde_json::from_str(&last).context("the last line of build output is not JSON")?;
+        let engine_ms = result["elapsed_ms"]
+            .as_f64()
+            .context("the build result has no elapsed_ms")?;
+        let id = result["infra_id"]
+            .as_str()
+            .context("the build result has no infra_id")?
+            .to_string();
+        let (o, e) = out_files(dir, "destroy");
+        measure::run(occ.cmd(&state).args(["-q", "destroy", &id]), &o, &e)
+            .context("occopus destroy")?;
+        std::fs::remove_dir_all(&state)?;
+        runs.push(report::CpRun {
+            engine_ms,
+            wall: sample.wall,
+            cpu: sample.cpu,
+            start_lag_ms: lags,
+        });
+        if sample.wall > SLOW_RUN {
+            break;
+        }
+    }
+    Ok(runs)
 }
 
 /// `terraform` on `PATH`, if any.
