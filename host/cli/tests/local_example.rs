@@ -277,3 +277,64 @@ fn a_node_whose_service_exits_fails_the_build_with_its_log_and_is_rolled_back() 
         "processes left after the rollback: {left:?}"
     );
 }
+
+/// A dependent is staged while its dependency starts (its create prepared and run up to
+/// the plugin's first effect), but its process starts only once the dependency is
+/// healthy: the dependent checks, as it starts, for a file the dependency writes just
+/// before it begins to listen.
+#[test]
+fn a_staged_dependent_starts_its_process_only_once_its_dependency_is_healthy() {
+    let (o, _plugins) = occopus();
+    let _reaper = Reaper(state_root(&o));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("nodes")).unwrap();
+    let mark = dir.path().join("first-is-up");
+    std::fs::write(
+        dir.path().join("infra.yaml"),
+        "infra_name: ordered\nuser_id: tester\nnodes:\n  - &F { name: first, type: first }\n  \
+         - &S { name: second, type: second }\ndependencies:\n  - [*S, *F]\n",
+    )
+    .unwrap();
+    let port = occopus_tests::free_port();
+    let mark = mark.display();
+    std::fs::write(
+        dir.path().join("nodes/node_definitions.yaml"),
+        format!(
+            "'node_def:first':\n  - resource:\n      type: local\n      \
+             command: 'sleep 0.5; touch {mark}; exec python3 -m http.server {port} --bind \"$OCCOPUS_ADDRESS\"'\n    \
+             health_check: {{ ping: false, ports: [{port}] }}\n\
+             'node_def:second':\n  - resource:\n      type: local\n      \
+             command: 'test -e {mark} || {{ echo started-too-early >&2; exit 7; }}; sleep 300'\n    \
+             health_check: {{ ping: false }}\n"
+        ),
+    )
+    .unwrap();
+    let infra = dir.path().join("infra.yaml");
+    let r = o.run([
+        std::ffi::OsStr::new("build"),
+        std::ffi::OsStr::new("--output"),
+        std::ffi::OsStr::new("json"),
+        infra.as_os_str(),
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The events say the same: second's create starts after first is ready.
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |event: &str, node: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == event && e["node"] == node)
+            .unwrap_or_else(|| panic!("no {event} of {node}:\n{}", r.stdout))
+    };
+    assert!(at("nodeready", "first") < at("nodecreating", "second"));
+    let result = events.last().expect("the build result");
+    let id = result["infra_id"]
+        .as_str()
+        .expect("an infra id")
+        .to_string();
+    o.run(["destroy", &id]).ok();
+    assert!(processes_under(&state_root(&o)).is_empty());
+}
