@@ -156,10 +156,14 @@ fn recorded_final(imp: &NodeImpl, rec: &InstanceRecord) -> bool {
         && !render::has_templates(&rec.resource)
 }
 
-/// A create started ahead of its turn: the plugin call, running until its first effect,
-/// or its result if the plugin answered without one.
+/// A create started ahead of its turn: the plugin call, running until its first effect
+/// and waiting there for its turn (the `Release`), or its result if the plugin answered
+/// without one.
 enum Ahead<'a> {
-    Running(Pin<Box<dyn Future<Output = Result<Value, PluginError>> + Send + 'a>>),
+    Running(
+        Pin<Box<dyn Future<Output = Result<Value, PluginError>> + Send + 'a>>,
+        &'a Release,
+    ),
     Done(Result<Value, PluginError>),
 }
 
@@ -175,10 +179,12 @@ pub(crate) async fn create(
     let env = env.as_ref();
     let op = &env.op();
     // Staged: prepare the request and start the plugin's create, which stops at its
-    // first effect until `go` is released, then wait for `go`. One instance stages at a
-    // time (`stage_slot`), so that staging never crowds out work whose turn has come. The
-    // call is not polled again before the permit and `NodeCreating`, so nothing of it
-    // goes on before then, even though `go` is already open.
+    // first effect until `turn` is released, then wait for `go` (the scheduler's word
+    // that the dependencies are ready). `turn` is released only after the permit and
+    // `NodeCreating`, in `steps`, so the plugin cannot go on before them even if `go`
+    // comes while it is still being staged. One instance stages at a time
+    // (`stage_slot`), so that staging never crowds out work whose turn has come.
+    let turn = Release::new();
     let mut staged = None;
     let mut ahead = None;
     let mut work = None;
@@ -193,13 +199,13 @@ pub(crate) async fn create(
                 // Some of the turn's own work, done now: the working copy of the record
                 // and the event.
                 work = Some((record.clone(), creating_event(&p)));
-                (p, go.clone())
+                p
             });
             ahead = staged
                 .as_ref()
-                .map(|(p, go)| Ahead::Running(p.handler.create_staged(&p.req, go)));
+                .map(|p| Ahead::Running(p.handler.create_staged(&p.req, &turn), &turn));
             // Until the call first waits: at its first effect, normally.
-            if let Some(Ahead::Running(call)) = &mut ahead
+            if let Some(Ahead::Running(call, _)) = &mut ahead
                 && let Poll::Ready(r) =
                     std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await
             {
@@ -208,7 +214,7 @@ pub(crate) async fn create(
             drop(slot);
         }
         let mut wait = go.wait();
-        if let Some(Ahead::Running(call)) = &mut ahead {
+        if let Some(Ahead::Running(call, _)) = &mut ahead {
             tokio::select! {
                 biased;
                 _ = &mut wait => {}
@@ -242,7 +248,7 @@ pub(crate) async fn create(
     let run = async {
         let prepared;
         let (p, rec, creating) = match (&staged, work) {
-            (Some((p, _)), Some((rec, creating))) => (p, rec, creating),
+            (Some(p), Some((rec, creating))) => (p, rec, creating),
             _ => {
                 let (p, rec) = prepare(env, node, spec, &progress).await?;
                 prepared = p;
@@ -484,11 +490,14 @@ async fn steps(
 
     set_step(progress, "creating the resource");
     let instance = match ahead {
-        // Staged (its `go` is open): let the plugin go on past its first effect; a
-        // retry is an ordinary create.
+        // Staged: its turn has come (permit, event); let the plugin go on past its
+        // first effect. A retry is an ordinary create.
         Some(ahead) => {
             let first = match ahead {
-                Ahead::Running(call) => call.await,
+                Ahead::Running(call, turn) => {
+                    turn.release();
+                    call.await
+                }
                 Ahead::Done(r) => r,
             };
             op.retry_after(name, id, "create", first, || handler.create(req))
