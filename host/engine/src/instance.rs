@@ -230,7 +230,22 @@ pub(crate) async fn create(
         Ok(p) => p,
         Err(tokio::sync::TryAcquireError::Closed) => return Outcome::NotStarted(node, record),
         Err(tokio::sync::TryAcquireError::NoPermits) => {
-            let Ok(p) = op.sem.acquire().await else {
+            // A staged call goes on being polled while it waits (it cannot pass its
+            // first effect before `turn`): a call in turn may take its plugin instance
+            // back meanwhile, which it does only when polled.
+            let acquire = op.sem.acquire();
+            tokio::pin!(acquire);
+            let permit = loop {
+                match &mut ahead {
+                    Some(Ahead::Running(call, _)) => tokio::select! {
+                        biased;
+                        p = &mut acquire => break p,
+                        r = call => ahead = Some(Ahead::Done(r)),
+                    },
+                    _ => break acquire.await,
+                }
+            };
+            let Ok(p) = permit else {
                 return Outcome::NotStarted(node, record);
             };
             if env.cancel.load(Ordering::Relaxed) {

@@ -225,3 +225,51 @@ async fn nothing_is_staged_while_instances_wait_for_a_slot() {
     assert!(env.cloud.calls_of("stage", "a").is_empty());
     assert_eq!(env.cloud.alive().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_create_waiting_for_a_slot_is_still_polled() {
+    let env = Env::new();
+    env.cloud.set("r", slow(50));
+    env.cloud.set("x", slow(1_000));
+    env.cloud.set("a", slow(300));
+    // Two slots: r and x run, a's two instances are staged. When r is ready, one of them
+    // takes r's slot and the other waits for it (300 ms). While it waits, its plugin must still
+    // be able to hear from the host (a call in turn asking for its instance back), so
+    // the engine keeps polling it.
+    let desc = infra(
+        vec![node("r", 1, 1), node("x", 1, 1), node("a", 2, 2)],
+        &[("a", "r")],
+    );
+    let poke = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        env.cloud.poke.notify_waiters();
+    };
+    let build = env.try_build(
+        &desc,
+        BuildOptions {
+            parallelism: Some(2),
+            ..BuildOptions::default()
+        },
+    );
+    let (built, ()) = tokio::join!(build, poke);
+    built.unwrap();
+    let creates = env.cloud.calls_of("create", "a");
+    assert_eq!(creates.len(), 2);
+    let late = creates.iter().max_by_key(|c| c.at).unwrap();
+    assert!(
+        late.at > Duration::from_millis(500),
+        "{:?}",
+        env.cloud.calls()
+    );
+    let poked: Vec<_> = env
+        .cloud
+        .calls_of("poked", "a")
+        .into_iter()
+        .filter(|c| c.node_id == late.node_id)
+        .collect();
+    assert!(
+        poked.iter().any(|p| p.at < late.at),
+        "the instance waiting for a slot was not polled: {:?}",
+        env.cloud.calls()
+    );
+}

@@ -94,6 +94,9 @@ pub struct Cloud {
     pub creds_seen: AtomicUsize,
     /// Staged creates dropped before their turn.
     pub staged_dropped: AtomicUsize,
+    /// Wakes staged creates waiting for their turn; each notes `poked` if it is polled
+    /// (what a plugin host does when a call in turn asks for its instance back).
+    pub poke: tokio::sync::Notify,
 }
 
 impl Cloud {
@@ -271,7 +274,14 @@ impl ResourceHandler for FakeResources {
             parked.1 = true;
             return Err(e);
         }
-        turn.wait().await;
+        loop {
+            let poked = c.poke.notified();
+            tokio::select! {
+                biased;
+                _ = turn.wait() => break,
+                _ = poked => c.note("poked", &req.node),
+            }
+        }
         parked.1 = true;
         self.create(req).await
     }
