@@ -392,6 +392,55 @@ async fn records_created_with_the_metadata_and_orphans_removed() {
     assert_eq!(names, ["journal-1.jsonl", "meta.json"]);
 }
 
+/// Builds killed before their metadata was durable leave an early metadata file beside
+/// the infrastructure directories, or a directory with records and a lock but no
+/// `meta.json`. The next create removes them, and nothing else: not a file of a live
+/// process, not a directory locked or touched within the minute, not one holding
+/// anything but records.
+#[tokio::test]
+async fn leftovers_of_killed_creates_are_swept_and_nothing_else() {
+    let (dir, store) = fresh();
+    let infras = dir.path().join("infras");
+    let minute_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    let leftover = |name: &str, extra: &[&str], aged: bool| {
+        let d = infras.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("journal-1.jsonl"), "").unwrap();
+        for e in extra {
+            std::fs::create_dir_all(d.join(e)).unwrap();
+        }
+        let lock = std::fs::File::create(d.join("lock")).unwrap();
+        if aged {
+            lock.set_modified(minute_ago).unwrap();
+        }
+        lock
+    };
+    drop(leftover("killed", &[], true));
+    drop(leftover("just-made", &[], false));
+    let held = leftover("held", &[], true);
+    held.try_lock().unwrap();
+    drop(leftover("with-node-dirs", &["nodes"], true));
+    // pid_max is at most 2^22: this process cannot exist.
+    std::fs::write(infras.join(".gone.meta.json.tmp-99999999"), "{}").unwrap();
+    let mine = format!(".mine.meta.json.tmp-{}", std::process::id());
+    std::fs::write(infras.join(&mine), "{}").unwrap();
+
+    store
+        .create_infra_with(&sample_meta("i10", "ten", 1), &[])
+        .await
+        .unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&infras)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [mine.as_str(), "held", "i10", "just-made", "with-node-dirs"]
+    );
+    drop(held);
+}
+
 #[tokio::test]
 async fn bad_infra_ids_are_refused() {
     let (_dir, store) = fresh();

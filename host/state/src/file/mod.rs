@@ -295,6 +295,66 @@ impl FileStore {
         })
     }
 
+    /// Remove what builds killed before their metadata was durable left behind (no
+    /// plugin was called for them): an early metadata file
+    /// (`.<id>.meta.json.tmp-<pid>`) of a process that is gone, and an infrastructure
+    /// directory without `meta.json` that holds nothing but records, temporary metadata
+    /// and a lock file nobody holds, untouched for a minute (a build that has just made
+    /// its directory has not locked it yet). Best effort: what cannot be removed stays.
+    fn sweep_unfinished_creates(&self) {
+        const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+        let infras = self.inner.root.join(INFRAS);
+        let Ok(entries) = std::fs::read_dir(&infras) else {
+            return;
+        };
+        // Liveness of a pid is read from /proc; without it, early files are kept.
+        let procfs = Path::new("/proc/self").exists();
+        let old = |p: &Path| {
+            p.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= QUIET)
+        };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name
+                .strip_prefix('.')
+                .and_then(|n| n.rsplit_once(&format!(".{META}.tmp-")))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            {
+                if procfs && !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
+            if !e.file_type().is_ok_and(|t| t.is_dir()) || path.join(META).exists() {
+                continue;
+            }
+            let Ok(inside) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            let only_ours = inside.filter_map(Result::ok).all(|f| {
+                let n = f.file_name().to_string_lossy().into_owned();
+                n == "lock"
+                    || n == journal::SNAPSHOT
+                    || journal::journal_gen(&n).is_some()
+                    || n.starts_with(&format!("{META}.tmp-"))
+            });
+            let lock = path.join("lock");
+            if !only_ours || !old(&lock) {
+                continue;
+            }
+            let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+
     /// The first half of a create: refuse a taken id, remove records left without a
     /// `meta.json`, write and sync the journal (header and `records`).
     fn begin_create(&self, id: &InfraId, dir: &Path, records: &[Record]) -> Result<(), StateError> {
@@ -387,6 +447,7 @@ impl crate::StateStore for FileStore {
         records: &[Record],
     ) -> Result<(), StateError> {
         let dir = self.infra_dir(&meta.infra_id)?;
+        self.sweep_unfinished_creates();
         let tmp = dir.join(format!("{META}.tmp-{}", std::process::id()));
         self.commit_create(&meta.infra_id, &dir, &tmp, &document(meta)?, records)
     }
@@ -402,6 +463,7 @@ impl crate::StateStore for FileStore {
     ) -> Result<(), StateError> {
         let id = meta.infra_id.clone();
         let dir = self.infra_dir(&id)?;
+        self.sweep_unfinished_creates();
         let infras = self.inner.root.join(INFRAS);
         let tmp = infras.join(format!(".{id}.{META}.tmp-{}", std::process::id()));
         let sync = self.inner.opts.sync;
