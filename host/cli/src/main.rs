@@ -530,7 +530,9 @@ async fn with_progress<T>(
     } else {
         Mode::Lines
     };
-    let mut rx = occ.subscribe();
+    // Every event, none lost: the JSON event log must be complete, however slowly it is
+    // read.
+    let mut rx = occ.listen();
     let mut progress = Progress::new(mode, nodes);
     let verb = verb.to_string();
     let quiet = g.quiet || mode == Mode::Json;
@@ -563,7 +565,7 @@ async fn with_progress<T>(
             }
             tokio::select! {
                 r = rx.recv() => match r {
-                    Ok(e) => {
+                    Some(e) => {
                         take(&mut progress, e);
                         // Take what else has arrived before writing it out.
                         while let Ok(e) = rx.try_recv() {
@@ -572,8 +574,7 @@ async fn with_progress<T>(
                         progress.flush();
                         pause = true;
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    None => break,
                 },
                 _ = tick.tick() => progress.tick(),
                 _ = &mut stopped => {

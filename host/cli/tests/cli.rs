@@ -214,6 +214,56 @@ fn json_output_is_one_event_per_line_then_the_result() {
     o.run(["destroy", &id, "-q"]).ok();
 }
 
+/// The JSON event log is complete however slowly it is read: a build of 2,000 nodes
+/// writes some 8,000 events while nobody reads them (more than the engine's broadcast
+/// channel holds), then every one of them is read.
+#[test]
+fn json_events_are_all_written_when_the_output_is_read_slowly() {
+    use std::io::Read;
+    let o = sim();
+    let n = 2_000;
+    let mut infra = String::from("infra_name: many\nuser_id: tester\nnodes:\n");
+    for i in 0..n {
+        infra.push_str(&format!("  - {{ name: n{i}, type: quick }}\n"));
+    }
+    let d = Desc::new(
+        &infra,
+        "'node_def:quick':\n  - resource: { type: sim }\n    health_check: { ping: false }\n",
+    );
+    let mut child = o
+        .command()
+        .args([
+            Path::new("build"),
+            &d.infra(),
+            Path::new("--output"),
+            Path::new("json"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Nobody reads while the build runs: the pipe fills and the writer waits.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let count = |event: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!("\"event\":\"{event}\"")))
+            .count()
+    };
+    assert_eq!(count("nodecreating"), n, "creating events lost");
+    assert_eq!(count("nodeready"), n, "ready events lost");
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    o.run(["destroy", last["infra_id"].as_str().unwrap(), "-q"])
+        .ok();
+}
+
 #[test]
 fn a_failing_node_rolls_back_and_skips_its_dependents() {
     let o = sim();

@@ -111,7 +111,7 @@ pub(crate) struct Inner {
     pub store: Arc<dyn StateStore>,
     pub opts: EngineOptions,
     pub renderer: Renderer,
-    pub events: broadcast::Sender<Event>,
+    pub events: events::Bus,
 }
 
 impl std::fmt::Debug for Engine {
@@ -128,7 +128,7 @@ impl Engine {
         store: Arc<dyn StateStore>,
         options: EngineOptions,
     ) -> Self {
-        let (events, _) = broadcast::channel(options.event_capacity.max(1));
+        let events = events::Bus::new(options.event_capacity);
         Self {
             inner: Arc::new(Inner {
                 host,
@@ -145,9 +145,17 @@ impl Engine {
         &self.inner.opts
     }
 
-    /// Receive every event emitted from now on (by any operation of this engine).
+    /// Receive the events emitted from now on (by any operation of this engine); a
+    /// receiver more than `event_capacity` events behind loses the oldest.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Receive every event emitted from now on, none lost: the queue grows while the
+    /// receiver is behind. For what must be complete (a JSON event log); drop the
+    /// receiver when done.
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
+        self.inner.events.listen()
     }
 
     /// What `build` would do: desired `infra` against the recorded state of `infra_id`

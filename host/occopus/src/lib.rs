@@ -345,6 +345,11 @@ impl Occopus {
         self.engine.subscribe()
     }
 
+    /// Every event from now on, none lost (see [`Engine::listen`]).
+    pub fn listen(&self) -> tokio::sync::mpsc::UnboundedReceiver<Event> {
+        self.engine.listen()
+    }
+
     /// Plugins that could not be loaded (each with its file and the reason).
     pub fn plugin_load_errors(&self) -> &[PluginLoadError] {
         self.runtime.load_errors()
