@@ -173,7 +173,17 @@ async fn drop_steps(
                 attributes: Value::Null,
                 credentials: credentials.clone(),
             };
-            op.retry(name, id, "find", || handler.find(&req)).await?
+            // A section the plugin rejects can have made nothing (a plugin checks its
+            // section before any effect), so there is nothing to look for; without this,
+            // an instance whose create was refused for its section could never be
+            // dropped.
+            op.retry(name, id, "find", || async {
+                match handler.find(&req).await {
+                    Err(PluginError::InvalidConfig { .. }) => Ok(None),
+                    other => other,
+                }
+            })
+            .await?
         }
     };
     if let Some(instance) = instance {

@@ -456,3 +456,39 @@ async fn intents_that_cannot_be_stored_stop_the_build_before_their_nodes_start()
         env.cloud.alive()
     );
 }
+
+/// A create refused for its section leaves an instance whose outcome the record does
+/// not know; the plugin refuses `find` with the same section too. Nothing can have been
+/// made with a section the plugin rejects, so the rollback forgets it instead of failing
+/// (before, every later destroy failed the same way).
+#[tokio::test]
+async fn an_instance_refused_for_its_section_is_rolled_back_and_forgotten() {
+    let env = Env::new();
+    let invalid = PluginError::invalid("/seed", "\"3\" is not of type \"integer\"");
+    env.cloud.set(
+        "web",
+        Behaviour {
+            create_errors: vec![invalid.clone()],
+            find_error: Some(invalid),
+            ..Behaviour::default()
+        },
+    );
+    let e = env
+        .try_build(
+            &infra(vec![node("web", 1, 1)], &[]),
+            BuildOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("is not of type"), "{e}");
+    assert!(
+        matches!(&e.after, AfterFailure::RolledBack { leaked, .. } if leaked.is_empty()),
+        "{e}"
+    );
+    assert_eq!(env.cloud.calls_of("find", "web").len(), 1);
+    let id = e.infra_id.clone().unwrap();
+    assert!(
+        env.engine.recorded(&id).await.unwrap().is_none(),
+        "state removed"
+    );
+}

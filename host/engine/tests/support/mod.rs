@@ -61,6 +61,8 @@ pub struct Behaviour {
     pub state_panics: bool,
     /// A staged `create` answers this at once, before its turn.
     pub staged_error: Option<PluginError>,
+    /// `find` answers this.
+    pub find_error: Option<PluginError>,
 }
 
 /// A resource in the fake cloud.
@@ -288,6 +290,9 @@ impl ResourceHandler for FakeResources {
     async fn find(&self, req: &CreateRequest) -> Result<Option<Value>, PluginError> {
         let c = &self.0;
         c.call("find", &req.node, || {}).await;
+        if let Some(e) = c.behaviour(req.node.node_name.as_str()).find_error {
+            return Err(e);
+        }
         let id = req.node.node_id.to_string();
         let alive = c
             .resources
