@@ -104,11 +104,12 @@ fn kind(e: &Error) -> &'static str {
     }
 }
 
-async fn open(g: &GlobalArgs, command: &str, plugins: bool) -> Result<Occopus, Error> {
+async fn open(g: &GlobalArgs, plugins: bool) -> Result<Occopus, Error> {
+    // The lock file names its holder as `occopus build` (the engine adds the operation).
     let mut b = Occopus::builder()
         .lenient_templates(g.jinja_undefined == UndefinedArg::Lenient)
         .allow_cmd(g.allow_cmd)
-        .command(format!("occopus {command}"));
+        .command("occopus");
     if let Some(d) = &g.state_dir {
         b = b.state_dir(d);
     }
@@ -161,7 +162,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
     let json = g.output == OutputFormat::Json;
     match &cli.command {
         Command::Validate(d) => {
-            let occ = open(g, "validate", true).await?;
+            let occ = open(g, true).await?;
             let loaded = occ.load(&d.infra, d.nodes.as_deref()).await?;
             warn(g, &loaded);
             let infra = &loaded.infra;
@@ -200,7 +201,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Plan(p) => {
-            let occ = open(g, "plan", true).await?;
+            let occ = open(g, true).await?;
             let loaded = occ.load(&p.desc.infra, p.desc.nodes.as_deref()).await?;
             warn(g, &loaded);
             let id = p.infra_id.as_deref().map(InfraId::new);
@@ -223,7 +224,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Build(b) => {
-            let occ = open(g, "build", true).await?;
+            let occ = open(g, true).await?;
             let loaded = occ.load(&b.desc.infra, b.desc.nodes.as_deref()).await?;
             warn(g, &loaded);
             let nodes: Vec<_> = loaded.infra.nodes.iter().map(|n| n.name.clone()).collect();
@@ -268,7 +269,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
                 return Ok(2);
             };
             let id = InfraId::new(id);
-            let occ = open(g, "destroy", true).await?;
+            let occ = open(g, true).await?;
             let recorded = match occ.status_nodes(&id).await {
                 Err(e @ Error::Engine(occopus::EngineError::NotFound(_))) if d.missing_ok => {
                     if json {
@@ -296,7 +297,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Status(s) => {
-            let occ = open(g, "status", s.infra_id.is_some()).await?;
+            let occ = open(g, s.infra_id.is_some()).await?;
             match &s.infra_id {
                 None => {
                     let list = occ.list().await?;
@@ -360,7 +361,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             }
         }
         Command::Graph(gr) => {
-            let occ = open(g, "graph", true).await?;
+            let occ = open(g, true).await?;
             let loaded = occ.load(&gr.desc.infra, gr.desc.nodes.as_deref()).await?;
             warn(g, &loaded);
             let f = match gr.format {
@@ -371,7 +372,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Import(i) => {
-            let occ = open(g, "import", true).await?;
+            let occ = open(g, true).await?;
             let (types, warnings) = occ.import(&i.file).await?;
             if !g.quiet && !warnings.is_empty() {
                 eprint!("{warnings}");
@@ -393,7 +394,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Logs(l) => {
-            let occ = open(g, "logs", false).await?;
+            let occ = open(g, false).await?;
             let logs = occ
                 .logs(&InfraId::new(l.infra_id.as_str()), &l.node)
                 .await?;
@@ -415,7 +416,7 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Plugins(p) => {
-            let occ = open(g, "plugins", true).await?;
+            let occ = open(g, true).await?;
             plugins(&occ, p, json, g.quiet)
         }
     }

@@ -58,7 +58,8 @@ pub struct EngineOptions {
     pub template: occopus_template::Options,
     /// How long `build`/`destroy` wait for another writer's lock before giving up.
     pub lock_wait: Duration,
-    /// What the lock file says this process is doing (`occopus build`).
+    /// The program the lock file names as its holder, followed by the operation
+    /// (`occopus` gives `occopus build`).
     pub command: String,
     /// Events buffered per subscriber before a slow subscriber starts losing them.
     pub event_capacity: usize,

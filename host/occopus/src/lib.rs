@@ -193,7 +193,8 @@ impl Builder {
         self.parallelism = Some(n);
         self
     }
-    /// What the state lock says this process is doing (`occopus build`).
+    /// The program the state lock names as its holder, with the operation (`occopus`:
+    /// `occopus build`).
     pub fn command(mut self, what: impl Into<String>) -> Self {
         self.command = Some(what.into());
         self
