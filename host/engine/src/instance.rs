@@ -510,7 +510,12 @@ async fn steps(
         Some(ahead) => {
             let first = match ahead {
                 Ahead::Running(call, turn) => {
-                    turn.release();
+                    // This task polls the call next: no need to wake it.
+                    std::future::poll_fn(|cx| {
+                        turn.release_from(cx.waker());
+                        Poll::Ready(())
+                    })
+                    .await;
                     call.await
                 }
                 Ahead::Done(r) => r,

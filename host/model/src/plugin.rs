@@ -200,6 +200,22 @@ impl Release {
         }
     }
 
+    /// Open it and wake everyone waiting but the task of `me`, which is about to poll
+    /// what waits on it (a wake of one's own task would only poll it once more for
+    /// nothing). Idempotent.
+    pub fn release_from(&self, me: &Waker) {
+        let waiters = {
+            let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            st.open = true;
+            std::mem::take(&mut st.waiters)
+        };
+        for w in waiters {
+            if !w.will_wake(me) {
+                w.wake();
+            }
+        }
+    }
+
     /// Whether it has been released.
     pub fn is_released(&self) -> bool {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).open
@@ -500,5 +516,22 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(poll(&mut turn.wait(), &waker), Poll::Ready(()));
         assert!(turn.is_released());
+    }
+
+    #[test]
+    fn release_from_wakes_everyone_but_the_releaser() {
+        let turn = Release::new();
+        let (me, other) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let (me_w, other_w) = (Waker::from(me.clone()), Waker::from(other.clone()));
+        let (mut a, mut b) = (turn.wait(), turn.wait());
+        assert_eq!(poll(&mut a, &me_w), Poll::Pending);
+        assert_eq!(poll(&mut b, &other_w), Poll::Pending);
+        turn.release_from(&me_w);
+        assert_eq!(me.0.load(Ordering::SeqCst), 0);
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll(&mut a, &me_w), Poll::Ready(()));
     }
 }
