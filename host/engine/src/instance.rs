@@ -195,11 +195,10 @@ pub(crate) async fn create(
             slot = env.stage_slot.acquire() => slot.ok(),
         };
         if let Some(slot) = slot {
-            staged = stage(env, node, &record).map(|p| {
+            staged = stage(env, node, &record).inspect(|p| {
                 // Some of the turn's own work, done now: the working copy of the record
                 // and the event.
-                work = Some((record.clone(), creating_event(&p)));
-                p
+                work = Some((record.clone(), creating_event(p)));
             });
             ahead = staged
                 .as_ref()
