@@ -79,7 +79,12 @@ fn files_named(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
 
 /// Every record file in `dir`: the snapshot and all journals.
 pub(crate) fn record_files(dir: &Path) -> Vec<PathBuf> {
-    files_named(dir, |n| n == SNAPSHOT || journal_gen(n).is_some())
+    files_named(dir, is_record_file)
+}
+
+/// Whether a file of that name holds records (the snapshot or a journal).
+pub(crate) fn is_record_file(name: &str) -> bool {
+    name == SNAPSHOT || journal_gen(name).is_some()
 }
 
 /// Journals older than `generation` (left by an interrupted compaction).

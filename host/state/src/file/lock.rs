@@ -13,13 +13,16 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(25);
 
+/// The lock file in an infrastructure's directory.
+pub(crate) const LOCK_FILE: &str = "lock";
+
 pub(crate) async fn acquire(
     id: &InfraId,
     dir: &Path,
     holder: &LockHolder,
     wait: Duration,
 ) -> Result<InfraLock, StateError> {
-    let path = dir.join("lock");
+    let path = dir.join(LOCK_FILE);
     let deadline = Instant::now() + wait;
     let mut file = loop {
         std::fs::create_dir_all(dir).map_err(|e| StateError::io("create directory", dir, &e))?;
@@ -85,7 +88,7 @@ fn describe_holder(file: &mut File) -> String {
     let _ = file.read_to_string(&mut s);
     serde_json::from_str::<serde_json::Value>(&s)
         .ok()
-        .filter(|v| check_format(Path::new("lock"), None, v).is_ok())
+        .filter(|v| check_format(Path::new(LOCK_FILE), None, v).is_ok())
         .and_then(|v| serde_json::from_value::<LockHolder>(v).ok())
         .map(|h| h.to_string())
         .unwrap_or_else(|| "another process (it has not written its pid yet)".into())

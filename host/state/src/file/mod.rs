@@ -316,12 +316,14 @@ impl FileStore {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age >= QUIET)
         };
+        let early = format!(".{META}.tmp-");
+        let partial = format!("{META}.tmp-");
         for e in entries.filter_map(Result::ok) {
             let path = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(pid) = name
                 .strip_prefix('.')
-                .and_then(|n| n.rsplit_once(&format!(".{META}.tmp-")))
+                .and_then(|n| n.rsplit_once(early.as_str()))
                 .and_then(|(_, pid)| pid.parse::<u32>().ok())
             {
                 if procfs && !Path::new(&format!("/proc/{pid}")).exists() {
@@ -336,13 +338,11 @@ impl FileStore {
                 continue;
             };
             let only_ours = inside.filter_map(Result::ok).all(|f| {
-                let n = f.file_name().to_string_lossy().into_owned();
-                n == "lock"
-                    || n == journal::SNAPSHOT
-                    || journal::journal_gen(&n).is_some()
-                    || n.starts_with(&format!("{META}.tmp-"))
+                let n = f.file_name();
+                let n = n.to_string_lossy();
+                n == lock::LOCK_FILE || journal::is_record_file(&n) || n.starts_with(&partial)
             });
-            let lock = path.join("lock");
+            let lock = path.join(lock::LOCK_FILE);
             if !only_ours || !old(&lock) {
                 continue;
             }
