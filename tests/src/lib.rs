@@ -152,6 +152,32 @@ pub fn testenv() -> HashMap<String, String> {
         .collect()
 }
 
+/// A description (`infra.yaml`) with its node definitions beside it
+/// (`nodes/node_definitions.yaml`), in a temporary directory of its own.
+pub struct Desc {
+    dir: tempfile::TempDir,
+}
+
+impl Desc {
+    pub fn new(infra: &str, nodes: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
+        std::fs::write(dir.path().join("infra.yaml"), infra).unwrap();
+        std::fs::write(dir.path().join("nodes/node_definitions.yaml"), nodes).unwrap();
+        Self { dir }
+    }
+    /// The directory holding both (free for a test's own files too).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn infra(&self) -> PathBuf {
+        self.dir.path().join("infra.yaml")
+    }
+    pub fn nodes(&self) -> PathBuf {
+        self.dir.path().join("nodes/node_definitions.yaml")
+    }
+}
+
 /// What one `occopus` run printed.
 #[derive(Debug)]
 pub struct Run {

@@ -4,30 +4,9 @@
 //! 1 (2 for usage), `graph` renders with Graphviz, `import` feeds later builds, and the
 //! Occopus 1.10 command names work.
 
-use occopus_tests::{Occopus, Run, corpus_dir, plugin_subset};
+use occopus_tests::{Desc, Occopus, Run, corpus_dir, plugin_subset};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-/// A description with its node definitions beside it, in a temporary directory.
-struct Desc {
-    dir: tempfile::TempDir,
-}
-
-impl Desc {
-    fn new(infra: &str, nodes: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("nodes")).unwrap();
-        std::fs::write(dir.path().join("infra.yaml"), infra).unwrap();
-        std::fs::write(dir.path().join("nodes/node_definitions.yaml"), nodes).unwrap();
-        Self { dir }
-    }
-    fn infra(&self) -> PathBuf {
-        self.dir.path().join("infra.yaml")
-    }
-    fn nodes(&self) -> PathBuf {
-        self.dir.path().join("nodes/node_definitions.yaml")
-    }
-}
+use std::path::Path;
 
 const INFRA: &str = "\
 infra_name: shop
@@ -329,14 +308,14 @@ fn bad_input_gets_one_clear_message_and_exit_code_1() {
     let r = o.run(["build", "/nonexistent/infra.yaml"]).expect_code(1);
     assert!(r.stderr.contains("/nonexistent/infra.yaml"), "{}", r.stderr);
     assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
-    let r = o.run([Path::new("build"), d.dir.path()]).expect_code(1);
+    let r = o.run([Path::new("build"), d.dir()]).expect_code(1);
     assert!(
-        r.stderr.contains(&*d.dir.path().to_string_lossy()),
+        r.stderr.contains(&*d.dir().to_string_lossy()),
         "{}",
         r.stderr
     );
     assert!(r.stderr.lines().count() < 25, "one screen: {}", r.stderr);
-    let binary = d.dir.path().join("binary.yaml");
+    let binary = d.dir().join("binary.yaml");
     std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80, b'\n']).unwrap();
     let r = o.run([Path::new("build"), &binary]).expect_code(1);
     assert!(r.stderr.contains("binary.yaml"), "{}", r.stderr);
@@ -398,7 +377,7 @@ fn imported_node_definitions_serve_later_builds() {
         i.stdout.lines().collect::<Vec<_>>(),
         ["api_node", "db_node", "web_node"]
     );
-    std::fs::remove_dir_all(d.dir.path().join("nodes")).unwrap();
+    std::fs::remove_dir_all(d.dir().join("nodes")).unwrap();
     let v = o.run([Path::new("validate"), &d.infra()]).ok();
     assert!(v.stdout.contains("is valid"), "{}", v.stdout);
 }
@@ -643,7 +622,7 @@ fn occopus_import_under_its_own_name_stores_node_definitions() {
     let d = Desc::new(INFRA, NODES);
     let links = tempfile::tempdir().unwrap();
     run_as(&o, links.path(), "occopus-import", &[d.nodes().as_os_str()]);
-    std::fs::remove_dir_all(d.dir.path().join("nodes")).unwrap();
+    std::fs::remove_dir_all(d.dir().join("nodes")).unwrap();
     let v = o.run([Path::new("validate"), &d.infra()]).ok();
     assert!(v.stdout.contains("is valid"), "{}", v.stdout);
 }

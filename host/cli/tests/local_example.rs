@@ -4,7 +4,7 @@
 //! its working directory under that state directory, which is how "nothing left behind"
 //! is checked.
 
-use occopus_tests::{Occopus, Run, plugin_subset};
+use occopus_tests::{Desc, Occopus, Run, plugin_subset};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -235,27 +235,20 @@ fn the_filter_selects_the_other_store_implementation() {
 fn a_node_whose_service_exits_fails_the_build_with_its_log_and_is_rolled_back() {
     let (o, _plugins) = occopus();
     let _reaper = Reaper(state_root(&o));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("nodes")).unwrap();
-    std::fs::write(
-        dir.path().join("infra.yaml"),
+    // The broken service never listens: its health check stays pending until it dies.
+    let port = occopus_tests::free_port();
+    let d = Desc::new(
         "infra_name: failing\nuser_id: tester\nnodes:\n  - &K { name: keeper, type: sleeper }\n  \
          - &B { name: broken, type: broken }\n  - &A { name: after, type: sleeper }\n\
          dependencies:\n  - [*A, *B]\n",
-    )
-    .unwrap();
-    // The broken service never listens: its health check stays pending until it dies.
-    let port = occopus_tests::free_port();
-    std::fs::write(
-        dir.path().join("nodes/node_definitions.yaml"),
-        format!("'node_def:sleeper':\n  - resource: {{ type: local, command: 'sleep 300' }}\n\
+        &format!(
+            "'node_def:sleeper':\n  - resource: {{ type: local, command: 'sleep 300' }}\n\
          'node_def:broken':\n  - resource:\n      type: local\n      \
          command: 'echo broken-marker-line; echo the database is missing >&2; sleep 0.3; exit 3'\n    \
          health_check: {{ ping: false, ports: [{port}] }}\n"
         ),
-    )
-    .unwrap();
-    let infra = dir.path().join("infra.yaml");
+    );
+    let infra = d.infra();
     let r = o
         .run([std::ffi::OsStr::new("build"), infra.as_os_str()])
         .expect_code(1);
@@ -286,20 +279,14 @@ fn a_node_whose_service_exits_fails_the_build_with_its_log_and_is_rolled_back() 
 fn a_staged_dependent_starts_its_process_only_once_its_dependency_is_healthy() {
     let (o, _plugins) = occopus();
     let _reaper = Reaper(state_root(&o));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("nodes")).unwrap();
-    let mark = dir.path().join("first-is-up");
-    std::fs::write(
-        dir.path().join("infra.yaml"),
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("first-is-up");
+    let mark = mark.display();
+    let port = occopus_tests::free_port();
+    let d = Desc::new(
         "infra_name: ordered\nuser_id: tester\nnodes:\n  - &F { name: first, type: first }\n  \
          - &S { name: second, type: second }\ndependencies:\n  - [*S, *F]\n",
-    )
-    .unwrap();
-    let port = occopus_tests::free_port();
-    let mark = mark.display();
-    std::fs::write(
-        dir.path().join("nodes/node_definitions.yaml"),
-        format!(
+        &format!(
             "'node_def:first':\n  - resource:\n      type: local\n      \
              command: 'sleep 0.5; touch {mark}; exec python3 -m http.server {port} --bind \"$OCCOPUS_ADDRESS\"'\n    \
              health_check: {{ ping: false, ports: [{port}] }}\n\
@@ -307,9 +294,8 @@ fn a_staged_dependent_starts_its_process_only_once_its_dependency_is_healthy() {
              command: 'test -e {mark} || {{ echo started-too-early >&2; exit 7; }}; sleep 300'\n    \
              health_check: {{ ping: false }}\n"
         ),
-    )
-    .unwrap();
-    let infra = dir.path().join("infra.yaml");
+    );
+    let infra = d.infra();
     let r = o.run([
         std::ffi::OsStr::new("build"),
         std::ffi::OsStr::new("--output"),
